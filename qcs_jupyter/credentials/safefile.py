@@ -1,0 +1,234 @@
+"""Careful file I/O for secrets: no symlinks, 0600 files in a 0700 directory, atomic replace, one writer.
+
+Every operation works relative to an open directory descriptor (``O_NOFOLLOW``), so a file or the
+directory itself being swapped for a symlink is refused instead of followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .errors import CredentialFileError
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+LOCK_NAME = ".qcs-jupyter.lock"
+LOCK_TIMEOUT_SECONDS = 15.0
+
+_SYMLINK_ACTION = (
+    "Replace the link with the real file or directory, or point QCS_SETTINGS_FILE_PATH / QCS_SECRETS_FILE_PATH at it."
+)
+
+
+@dataclass(frozen=True)
+class FileSnapshot:
+    """What a file held when it was read: its text (None if missing) and identity for change detection."""
+
+    path: Path
+    text: str | None
+    identity: tuple[int, int, int] | None  # (inode, mtime_ns, size)
+    mode: int | None = None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@contextlib.contextmanager
+def open_dir(path: Path, *, create: bool, tighten: bool) -> Iterator[int | None]:
+    """Open ``path`` as a directory without following a symlink; yield its fd (None if missing and not created).
+
+    ``create`` makes it (0700) when missing; ``tighten`` sets an existing one we own to 0700.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        if not create:
+            yield None
+            return
+        try:
+            os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        except OSError as e:
+            raise CredentialFileError(
+                path,
+                f"cannot create the directory: {e.strerror}",
+                kind="write_failed",
+                action="Check that its parent is writable.",
+            ) from e
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
+            raise CredentialFileError(
+                path,
+                "is a symbolic link; refusing to follow it for credentials",
+                kind="symlink",
+                action=_SYMLINK_ACTION,
+            ) from e
+        if e.errno == errno.ENOTDIR:
+            raise CredentialFileError(
+                path, "is not a directory", kind="not_a_file", action="Move it aside so the directory can be created."
+            ) from e
+        raise CredentialFileError(
+            path, f"cannot open the directory: {e.strerror}", kind="unreadable", action="Check its permissions."
+        ) from e
+    try:
+        if tighten:
+            st = os.fstat(fd)
+            if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != DIR_MODE:
+                with contextlib.suppress(OSError):  # best effort; a write that fails says why
+                    os.fchmod(fd, DIR_MODE)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_file(dir_fd: int | None, path: Path) -> FileSnapshot:
+    """Read a UTF-8 text file in ``dir_fd`` without following symlinks. Missing → ``text=None``."""
+    if dir_fd is None:
+        return FileSnapshot(path, None, None)
+    try:
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return FileSnapshot(path, None, None)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CredentialFileError(
+                path,
+                "is a symbolic link; refusing to follow it for credentials",
+                kind="symlink",
+                action=_SYMLINK_ACTION,
+            ) from e
+        raise CredentialFileError(
+            path,
+            f"cannot be read: {e.strerror}",
+            kind="unreadable",
+            action="Check the file's owner and permissions (it should be yours, mode 0600).",
+        ) from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise CredentialFileError(
+                path, f"is {kind}", kind="not_a_file", action="Move it aside; the QCS client needs a regular file here."
+            )
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CredentialFileError(
+            path,
+            f"is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+            kind="corrupt",
+            action="Fix or remove the file; TOML files must be UTF-8.",
+        ) from e
+    return FileSnapshot(path, text, _identity(st), stat.S_IMODE(st.st_mode))
+
+
+def current_identity(dir_fd: int, name: str) -> tuple[int, int, int] | None:
+    try:
+        return _identity(os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+    except FileNotFoundError:
+        return None
+
+
+def write_atomic(dir_fd: int, path: Path, data: str | bytes) -> None:
+    """Write ``data`` to a 0600 temp file beside ``path``, fsync it, rename it over ``path``, fsync the directory."""
+    tmp = f".{path.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    except OSError as e:
+        raise _write_error(path, e) from e
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)  # umask may have narrowed it; never widened
+            view = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise _write_error(path, e) from e
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
+
+
+def backup_file(dir_fd: int, path: Path, data: str | bytes, reason: str) -> Path:
+    """Keep a copy of a file we are about to replace (e.g. corrupt) beside it, with a UTC timestamp."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    backup = path.with_name(f"{path.name}.{reason}-{stamp}")
+    write_atomic(dir_fd, backup, data)
+    return backup
+
+
+def read_raw(dir_fd: int, path: Path) -> bytes | None:
+    """The raw bytes of a regular file (for backups of files that are not valid UTF-8)."""
+    try:
+        fd = os.open(path.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writer_lock(directory: Path) -> Iterator[None]:
+    """Serialize our writers (threads, processes, named servers) on one lock file in the directory."""
+    lock_path = directory / LOCK_NAME
+    if lock_path.is_symlink():
+        raise CredentialFileError(
+            lock_path, "is a symbolic link; refusing to use it as a lock", kind="symlink", action="Remove it."
+        )
+    lock = FileLock(str(lock_path), timeout=LOCK_TIMEOUT_SECONDS, mode=FILE_MODE)
+    try:
+        lock.acquire()
+    except Timeout as e:
+        raise CredentialFileError(
+            lock_path,
+            f"another writer has held the lock for more than {LOCK_TIMEOUT_SECONDS:.0f} s",
+            kind="locked",
+            action="Try again; if it persists, check for a stuck process.",
+        ) from e
+    except OSError as e:
+        raise _write_error(lock_path, e) from e
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _write_error(path: Path, e: OSError) -> CredentialFileError:
+    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+        action = "Free some disk space in your home directory, then restart your server."
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        action = "Make the directory writable by you (chmod u+w), or set QCS_SECRETS_FILE_PATH to a writable place."
+    else:
+        action = "Check the directory."
+    return CredentialFileError(
+        path,
+        f"cannot be written: {e.strerror}; the existing file was left unchanged",
+        kind="write_failed",
+        action=action,
+    )

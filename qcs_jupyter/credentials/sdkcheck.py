@@ -1,0 +1,68 @@
+"""Ask the official QCS client (``qcs-api-client-common``) whether it can load the files.
+
+The check runs in a child process: the client's runtime can crash the interpreter at exit, and a check
+must never take its caller down with it. The child ends with ``os._exit(0)`` after printing one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+_CHILD = r"""
+import json, os, sys
+def done(out):
+    sys.stdout.write(json.dumps(out) + "\n"); sys.stdout.flush(); os._exit(0)
+try:
+    from qcs_api_client_common.configuration import ClientConfiguration
+except ImportError as e:
+    done({"available": False, "ok": False, "error": f"qcs-api-client-common is not installed ({e})"})
+profile, bearer = sys.argv[1], sys.argv[2] == "1"
+try:
+    cfg = ClientConfiguration.load_profile(profile) if profile else ClientConfiguration.load_default()
+    out = {"available": True, "ok": True, "api_url": cfg.api_url, "grpc_api_url": cfg.grpc_api_url}
+    if bearer:
+        token = cfg.get_bearer_access_token()
+        secret = getattr(token, "secret", token)
+        out["bearer_token_obtained"] = bool(secret() if callable(secret) else secret)
+except BaseException as e:
+    done({"available": True, "ok": False, "error": f"{type(e).__name__}: {e}"})
+done(out)
+"""
+
+
+def check_with_sdk(
+    profile: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    get_bearer_token: bool = False,
+    python: str = sys.executable,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Load ``profile`` (or the default) with the official client; optionally get a bearer token (may refresh).
+
+    Returns ``{"available", "ok", "error"?, "api_url"?, "bearer_token_obtained"?}``; never a token value.
+    """
+    try:
+        proc = subprocess.run(
+            [python, "-c", _CHILD, profile or "", "1" if get_bearer_token else "0"],
+            env=dict(os.environ if env is None else env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"available": True, "ok": False, "error": f"the QCS client did not answer within {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {
+        "available": True,
+        "ok": False,
+        "error": f"the QCS client check exited with code {proc.returncode}: {proc.stderr.strip()[-500:]}",
+    }

@@ -1,0 +1,137 @@
+"""OAuth token sets and what can be read from them without verifying signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+
+from .errors import TokenInputError
+
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "scope", "expires_in")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def rfc3339(dt: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix: the string form the QCS SDK expects for ``updated_at``."""
+    dt = dt.astimezone(timezone.utc)
+    return dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds").replace("+00:00", "Z")
+
+
+def parse_rfc3339(value: str) -> datetime:
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The claims of a JWT, read without verifying it (as the QCS SDK does); None if it is not a JWT."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
+    except jwt.PyJWTError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def jwt_expiry(token: str) -> datetime | None:
+    """When a JWT access token expires (its ``exp`` claim), or None when it is not a JWT or has no usable ``exp``."""
+    claims = jwt_claims(token)
+    exp = claims.get("exp") if claims else None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(exp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def fingerprint(token: str) -> str:
+    """A short one-way fingerprint to recognise a token again without storing it."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class TokenSet:
+    """An OAuth token response, normalised to what ``secrets.toml`` stores.
+
+    ``refresh_token_obtained_at`` is when the refresh token was first issued (for its 90-day life);
+    ``updated_at`` is when the access token was obtained.
+    """
+
+    access_token: str
+    refresh_token: str | None = None
+    id_token: str | None = None
+    token_type: str = "Bearer"
+    scope: str | None = None
+    expires_in: int | None = None
+    updated_at: datetime = field(default_factory=utcnow)
+    refresh_token_obtained_at: datetime | None = None
+
+    @property
+    def access_expires_at(self) -> datetime | None:
+        """JWT ``exp`` when readable, else ``updated_at + expires_in``."""
+        exp = jwt_expiry(self.access_token)
+        if exp is None and self.expires_in is not None:
+            return datetime.fromtimestamp(self.updated_at.timestamp() + self.expires_in, timezone.utc)
+        return exp
+
+    def payload(self) -> dict[str, Any]:
+        """The ``token_payload`` table, in the SDK's schema (``expires_in`` an integer, ``updated_at`` an RFC 3339 string)."""
+        out: dict[str, Any] = {"access_token": self.access_token}
+        if self.refresh_token:
+            out["refresh_token"] = self.refresh_token
+        if self.id_token:
+            out["id_token"] = self.id_token
+        out["token_type"] = self.token_type
+        if self.scope:
+            out["scope"] = self.scope
+        if self.expires_in is not None:
+            out["expires_in"] = self.expires_in
+        out["updated_at"] = rfc3339(self.updated_at)
+        return out
+
+    @classmethod
+    def from_response(cls, data: Mapping[str, Any], *, now: datetime | None = None) -> TokenSet:
+        """Validate an OAuth token response (or a ``{"token_payload": {...}}`` wrapper) field by field."""
+        if not isinstance(data, Mapping):
+            raise TokenInputError(f"expected a JSON object with an access_token, got {type(data).__name__}")
+        if isinstance(data.get("token_payload"), Mapping):
+            data = data["token_payload"]
+        access = data.get("access_token")
+        if not isinstance(access, str) or not access.strip():
+            raise TokenInputError("the token response has no access_token (a non-empty string is required)")
+        for key in ("refresh_token", "id_token", "token_type", "scope"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise TokenInputError(f"{key} must be a string, got {type(data[key]).__name__}")
+        expires_in = data.get("expires_in")
+        if expires_in is not None:
+            if isinstance(expires_in, str) and expires_in.strip().isdigit():
+                expires_in = int(expires_in)
+            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0:
+                raise TokenInputError(
+                    f"expires_in must be a non-negative integer number of seconds, got {data.get('expires_in')!r}"
+                )
+        return cls(
+            access_token=access.strip(),
+            refresh_token=(data.get("refresh_token") or None),
+            id_token=(data.get("id_token") or None),
+            token_type=data.get("token_type") or "Bearer",
+            scope=data.get("scope") or None,
+            expires_in=expires_in,
+            updated_at=now or utcnow(),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenSet:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise TokenInputError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+        return cls.from_response(data)
