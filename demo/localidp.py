@@ -1,0 +1,300 @@
+"""Run the local Okta-shaped OpenID Connect provider (``demo/idp/idp.mjs``) from Python.
+
+Used by the README demo and the end-to-end tests. Standard library only, plus ``trustme`` when
+``https=True`` (a throwaway CA and a server certificate for 127.0.0.1).
+
+Example::
+
+    from demo.localidp import LocalIdP
+
+    with LocalIdP(tmp_path, https=True, access_token_ttl=20,
+                  clients=[{"client_id": "qcs-public",
+                            "redirect_uris": ["http://127.0.0.1:8000/hub/oauth_callback"]}]) as idp:
+        os.environ["SSL_CERT_FILE"] = str(idp.ca_path)
+        print(idp.issuer)            # https://127.0.0.1:PORT/oauth2/default
+        print(idp.stats())           # {"token_requests": {...}, "refresh_ok": 0, ...}
+
+Any login name with any password signs in at the IdP's login form; consent is granted
+automatically. Claims: ``sub`` = ``preferred_username`` = the login name,
+``email`` = ``<login>@example.org``, ``name`` = the login name title-cased.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+IDP_DIR = Path(__file__).resolve().parent / "idp"
+
+__all__ = ["IDP_DIR", "LocalIdP", "LocalIdPError", "ensure_node_modules", "free_port"]
+
+
+class LocalIdPError(RuntimeError):
+    """The IdP could not be installed or started."""
+
+
+@contextlib.contextmanager
+def _install_lock():
+    """Serialize ``npm ci`` between processes (e.g. pytest-xdist workers)."""
+    lock_path = Path(tempfile.gettempdir()) / "qcs-jupyter-demo-idp-npm.lock"
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_node_modules(idp_dir: Path = IDP_DIR, timeout: float = 300) -> None:
+    """Run ``npm ci`` in ``demo/idp`` once, if its ``node_modules`` is missing."""
+    marker = idp_dir / "node_modules" / "oidc-provider" / "package.json"
+    if marker.exists():
+        return
+    with _install_lock():
+        if marker.exists():
+            return
+        npm = shutil.which("npm")
+        if npm is None:
+            raise LocalIdPError("npm was not found on PATH; Node.js >= 20 with npm is needed for the local IdP")
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=idp_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0 or not marker.exists():
+            raise LocalIdPError(f"npm ci failed in {idp_dir}:\n{proc.stdout[-4000:]}")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class LocalIdP:
+    """A local OpenID Connect provider shaped like an Okta authorization server.
+
+    Parameters
+    ----------
+    workdir:
+        Directory for ``config.json``, ``idp.log`` and (with https) ``ca.pem``, ``server.pem``,
+        ``server.key``. Created if missing.
+    https:
+        Serve https with a throwaway CA (needs ``trustme``); point ``SSL_CERT_FILE`` at
+        :attr:`ca_path`. qcs-api-client-common >= 0.27 only refreshes against an https issuer.
+    issuer_path:
+        Path part of the issuer, e.g. ``/oauth2/default`` (Okta's default authorization server).
+    access_token_ttl, refresh_token_ttl, id_token_ttl:
+        Lifetimes in seconds. Access tokens are RS256 JWTs with ``exp``; expiry has no clock
+        tolerance.
+    rotate_refresh_tokens:
+        Issue a new refresh token on every refresh. Reusing a rotated-out refresh token then
+        fails with ``invalid_grant`` and revokes the whole grant (oidc-provider behaviour).
+    clients:
+        ``[{"client_id": ..., "client_secret": ... (omit for a public client, which then uses
+        PKCE and token_endpoint_auth_method "none"), "redirect_uris": [...]}]``. Confidential
+        clients authenticate with ``client_secret_post`` unless ``"token_endpoint_auth_method":
+        "client_secret_basic"`` is given.
+    """
+
+    def __init__(
+        self,
+        workdir: os.PathLike | str,
+        https: bool = True,
+        issuer_path: str = "/oauth2/default",
+        access_token_ttl: int = 3600,
+        refresh_token_ttl: int = 30 * 24 * 3600,
+        rotate_refresh_tokens: bool = False,
+        clients: Iterable[dict[str, Any]] | None = None,
+        *,
+        id_token_ttl: int = 3600,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        node: str = "node",
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.https = https
+        self.issuer_path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
+        self.access_token_ttl = int(access_token_ttl)
+        self.refresh_token_ttl = int(refresh_token_ttl)
+        self.id_token_ttl = int(id_token_ttl)
+        self.rotate_refresh_tokens = bool(rotate_refresh_tokens)
+        self.clients = [dict(c) for c in (clients or [])]
+        self.host = host
+        self.port = port or free_port(host)
+        self.startup_timeout = startup_timeout
+        self.node = node
+        self.config_path = self.workdir / "config.json"
+        self.log_path = self.workdir / "idp.log"
+        self.ca_path: Path | None = None
+        self._proc: subprocess.Popen | None = None
+        self._log_fh = None
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        """The issuer, exactly as in the discovery document (no trailing slash)."""
+        return self.base_url + self.issuer_path
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.issuer}/v1/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.issuer}/v1/token"
+
+    @property
+    def userinfo_url(self) -> str:
+        return f"{self.issuer}/v1/userinfo"
+
+    @property
+    def logout_url(self) -> str:
+        return f"{self.issuer}/v1/logout"
+
+    def ca_env(self) -> dict[str, str]:
+        """Environment variables that make OpenSSL, Rust (the QCS SDK), ``requests`` and curl
+        trust this IdP. ``requests`` prefers ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the
+        environment over ``Session.verify``, so set them all."""
+        if self.ca_path is None:
+            return {}
+        ca = str(self.ca_path)
+        return {"SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.ca_path is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _write_tls(self) -> dict[str, str]:
+        try:
+            import trustme
+        except ImportError as e:  # pragma: no cover
+            raise LocalIdPError("https=True needs the 'trustme' package") from e
+        ca = trustme.CA(organization_name="qcs-jupyter demo IdP CA")
+        leaf = ca.issue_cert(self.host, "localhost")
+        self.ca_path = self.workdir / "ca.pem"
+        cert_path = self.workdir / "server.pem"
+        key_path = self.workdir / "server.key"
+        ca.cert_pem.write_to_path(str(self.ca_path))
+        cert_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        leaf.private_key_pem.write_to_path(str(key_path))
+        return {"cert": str(cert_path), "key": str(key_path)}
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "issuer": self.issuer,
+            "access_token_ttl": self.access_token_ttl,
+            "refresh_token_ttl": self.refresh_token_ttl,
+            "id_token_ttl": self.id_token_ttl,
+            "rotate_refresh_tokens": self.rotate_refresh_tokens,
+            "clients": self.clients,
+        }
+
+    def start(self) -> LocalIdP:
+        if self._proc is not None:
+            raise LocalIdPError("already started")
+        ensure_node_modules()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.config()
+        if self.https:
+            cfg["tls"] = self._write_tls()
+        self.config_path.write_text(json.dumps(cfg, indent=2))
+        self._log_fh = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(
+            [self.node, "idp.mjs", str(self.config_path)],
+            cwd=IDP_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_fh,
+            stderr=self._log_fh,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        ready = f"READY {self.issuer}"
+        while True:
+            if ready in self.log_path.read_text(errors="replace"):
+                return self
+            if self._proc.poll() is not None:
+                rc = self._proc.returncode
+                self.stop()
+                raise LocalIdPError(f"the IdP exited with code {rc} before READY:\n{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                log = self.log_text()
+                self.stop()
+                raise LocalIdPError(f"the IdP did not print READY within {self.startup_timeout}s:\n{log[-4000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self) -> LocalIdP:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- test helpers -------------------------------------------------------------------------
+    def _request(self, method: str, path: str) -> Any:
+        req = urllib.request.Request(self.base_url + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=10, context=self.ssl_context()) as resp:
+            return json.loads(resp.read())
+
+    def stats(self) -> dict[str, Any]:
+        """Counts: ``token_requests`` / ``token_ok`` / ``token_failed`` by grant_type,
+        ``refresh_ok``, ``refresh_failed``, ``userinfo_ok``, ``userinfo_failed``."""
+        return self._request("GET", "/__stats")
+
+    def reset_stats(self) -> dict[str, Any]:
+        return self._request("POST", "/__reset_stats")
