@@ -232,7 +232,7 @@ class LocalIdP:
         if self.https:
             cfg["tls"] = self._write_tls()
         self.config_path.write_text(json.dumps(cfg, indent=2))
-        self._log_fh = open(self.log_path, "ab")
+        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self._proc = subprocess.Popen(
             [self.node, "idp.mjs", str(self.config_path)],
             cwd=IDP_DIR,
@@ -257,14 +257,13 @@ class LocalIdP:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
