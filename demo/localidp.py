@@ -61,9 +61,9 @@ def _install_lock():
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def ensure_node_modules(idp_dir: Path = IDP_DIR, timeout: float = 300) -> None:
-    """Run ``npm ci`` in ``demo/idp`` once, if its ``node_modules`` is missing."""
-    marker = idp_dir / "node_modules" / "oidc-provider" / "package.json"
+def ensure_node_modules(idp_dir: Path = IDP_DIR, timeout: float = 300, package: str = "oidc-provider") -> None:
+    """Run ``npm ci`` in ``idp_dir`` (default ``demo/idp``) once, if ``package`` is not installed there."""
+    marker = idp_dir / "node_modules" / package / "package.json"
     if marker.exists():
         return
     with _install_lock():

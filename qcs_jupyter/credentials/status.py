@@ -152,6 +152,13 @@ def compute_status(
             )
 
     # Access token: expiry from the JWT `exp`, exactly as the QCS client reads it.
+    hub_managed = snap.managed_by is not None and not refresh
+    renewable = bool(refresh) or hub_managed
+    renew_note = (
+        f"{snap.managed_by} renews it while your server runs; if this persists, restart your server."
+        if hub_managed
+        else "It will be refreshed with your refresh token."
+    )
     expires_at = jwt_expiry(access) if access else None
     access_valid = bool(expires_at and expires_at > now)
     if access and expires_at is None:
@@ -160,27 +167,27 @@ def compute_status(
         problems.append(
             Problem(
                 "access_token_unreadable",
-                "error" if not refresh else "warning",
+                "warning" if renewable else "error",
                 f"The access token {what}; the QCS client will treat it as expired.",
-                GET_NEW_CREDENTIALS if not refresh else "It will be refreshed with your refresh token.",
+                renew_note if renewable else GET_NEW_CREDENTIALS,
             )
         )
     elif access and not access_valid:
         problems.append(
             Problem(
                 "access_token_expired",
-                "warning" if refresh else "error",
+                "warning" if renewable else "error",
                 f"The access token expired at {rfc3339(expires_at)}.",
-                "It will be refreshed automatically." if refresh else GET_NEW_CREDENTIALS,
+                renew_note if renewable else GET_NEW_CREDENTIALS,
             )
         )
     elif payload is not None and not access:
         problems.append(
             Problem(
                 "access_token_missing",
-                "warning" if refresh else "error",
+                "warning" if renewable else "error",
                 "secrets.toml holds no access token.",
-                "It will be refreshed automatically." if refresh else GET_NEW_CREDENTIALS,
+                renew_note if renewable else GET_NEW_CREDENTIALS,
             )
         )
 
@@ -190,7 +197,7 @@ def compute_status(
         age_days = max(0.0, (now - obtained_at).total_seconds() / 86400)
         days_left = REFRESH_TOKEN_LIFETIME_DAYS - age_days
     refresh_expired = days_left is not None and days_left <= 0
-    if payload is not None and not refresh:
+    if payload is not None and not renewable:
         problems.append(
             Problem(
                 "refresh_token_missing",
@@ -219,16 +226,14 @@ def compute_status(
         )
 
     server_ok = not any(p.code in ("auth_server_incomplete", "issuer_trailing_slash") for p in problems)
-    usable = (
-        not unreadable
-        and not any(p.code in ("expires_in_type", "updated_at_type", "updated_at_format") for p in problems)
-        and (access_valid or (bool(refresh) and not refresh_expired and server_ok))
-    )
+    schema_ok = not any(p.code in ("expires_in_type", "updated_at_type", "updated_at_format") for p in problems)
+    # The SDK itself can only renew with a refresh token in the file; a Hub-managed token is usable while valid.
+    usable = not unreadable and schema_ok and (access_valid or (bool(refresh) and not refresh_expired and server_ok))
     if unreadable:
         state = "error"
     elif payload is None:
         state = "missing"
-    elif not usable:
+    elif not usable and not (hub_managed and schema_ok and not refresh_expired):
         state = "error"
     elif not access_valid:
         state = "expired"
@@ -256,7 +261,8 @@ def compute_status(
             "valid": access_valid,
         },
         "refresh_token": {
-            "present": refresh is not None,
+            "present": renewable,
+            "held_by": "file" if refresh else snap.managed_by,
             "obtained_at": rfc3339(obtained_at) if obtained_at else None,
             "obtained_at_estimated": estimated,
             "age_days": round(age_days, 2) if age_days is not None else None,

@@ -90,6 +90,16 @@ class StoreSnapshot:
         payload = (self.credentials or {}).get("token_payload")
         return payload if isinstance(payload, dict) else None
 
+    @property
+    def metadata_entry(self) -> dict[str, Any]:
+        return _as_dict(_as_dict(self.metadata.get("credentials")).get(self.credentials_name))
+
+    @property
+    def managed_by(self) -> str | None:
+        """Who refreshes these credentials when the file holds no refresh token (e.g. ``jupyterhub``)."""
+        value = self.metadata_entry.get("managed_by")
+        return value if isinstance(value, str) else None
+
     def refresh_token_obtained_at(self) -> tuple[datetime | None, bool]:
         """When the file's refresh token was first written, and whether that is only an estimate.
 
@@ -98,9 +108,14 @@ class StoreSnapshot:
         """
         payload = self.token_payload or {}
         token = payload.get("refresh_token")
+        meta = self.metadata_entry
         if not isinstance(token, str) or not token:
+            if self.managed_by and isinstance(meta.get("refresh_token_obtained_at"), str):
+                try:
+                    return parse_rfc3339(meta["refresh_token_obtained_at"]), False
+                except ValueError:
+                    pass
             return None, False
-        meta = _as_dict(_as_dict(self.metadata.get("credentials")).get(self.credentials_name))
         if meta.get("refresh_token_fingerprint") == fingerprint(token):
             try:
                 return parse_rfc3339(str(meta["refresh_token_obtained_at"])), False
@@ -209,7 +224,7 @@ class CredentialStore:
                     safefile.write_atomic(secrets_fd, secrets_path, tomlkit.dumps(secrets_doc))
                     result.tokens_written = tokens_changed
                     if tokens_changed:
-                        _record_refresh_token(secrets_fd, secrets_path.parent / METADATA_NAME, profile, tokens)
+                        _record_metadata(secrets_fd, secrets_path.parent / METADATA_NAME, profile, tokens)
                 if settings_changed or settings_id is None:
                     safefile.write_atomic(settings_fd, settings_path, tomlkit.dumps(settings_doc))
                     result.settings_written = True
@@ -386,19 +401,33 @@ def _read_metadata(dir_fd: int, path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _record_refresh_token(dir_fd: int, path: Path, profile: str, tokens: TokenSet) -> None:
-    """Remember when the refresh token was first seen, keyed by a fingerprint, beside the secrets."""
-    if not tokens.refresh_token:
-        return
+def _record_metadata(dir_fd: int, path: Path, profile: str, tokens: TokenSet) -> None:
+    """Remember beside the secrets who refreshes the tokens and when the refresh token was first seen.
+
+    A refresh token in the file is recognised again by a one-way fingerprint, never stored itself.
+    """
     data = _read_metadata(dir_fd, path)
-    entries = data.setdefault("credentials", {})
+    entries = data.get("credentials")
     if not isinstance(entries, dict):
         entries = data["credentials"] = {}
-    fp = fingerprint(tokens.refresh_token)
-    entry = entries.get(profile) if isinstance(entries.get(profile), dict) else {}
-    if entry.get("refresh_token_fingerprint") == fp and tokens.refresh_token_obtained_at is None:
+    old = entries.get(profile) if isinstance(entries.get(profile), dict) else {}
+    entry: dict[str, Any] = {}
+    if tokens.managed_by:
+        entry["managed_by"] = tokens.managed_by
+    if tokens.refresh_token:
+        fp = fingerprint(tokens.refresh_token)
+        entry["refresh_token_fingerprint"] = fp
+        keep = old.get("refresh_token_fingerprint") == fp and tokens.refresh_token_obtained_at is None
+        obtained = (
+            old.get("refresh_token_obtained_at")
+            if keep
+            else rfc3339(tokens.refresh_token_obtained_at or tokens.updated_at)
+        )
+        entry["refresh_token_obtained_at"] = obtained
+    elif tokens.managed_by and tokens.refresh_token_obtained_at:
+        entry["refresh_token_obtained_at"] = rfc3339(tokens.refresh_token_obtained_at)
+    if entry == old:
         return
-    obtained = tokens.refresh_token_obtained_at or tokens.updated_at
-    entries[profile] = {"refresh_token_fingerprint": fp, "refresh_token_obtained_at": rfc3339(obtained)}
+    entries[profile] = entry
     data["version"] = 1
     safefile.write_atomic(dir_fd, path, json.dumps(data, indent=2, sort_keys=True) + "\n")

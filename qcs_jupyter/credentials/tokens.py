@@ -62,7 +62,8 @@ class TokenSet:
     """An OAuth token response, normalised to what ``secrets.toml`` stores.
 
     ``refresh_token_obtained_at`` is when the refresh token was first issued (for its 90-day life);
-    ``updated_at`` is when the access token was obtained.
+    ``updated_at`` is when the access token was obtained; ``managed_by`` names who refreshes it when
+    the files carry no refresh token.
     """
 
     access_token: str
@@ -73,6 +74,8 @@ class TokenSet:
     expires_in: int | None = None
     updated_at: datetime = field(default_factory=utcnow)
     refresh_token_obtained_at: datetime | None = None
+    #: Set when someone else (JupyterHub) holds the refresh token and keeps the access token fresh.
+    managed_by: str | None = None
 
     @property
     def access_expires_at(self) -> datetime | None:

@@ -3,38 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from ..credentials import CredentialStore, read_status
+from .hubsync import HubLink
 
 
 class ServerCredentials:
-    """Reads the status off the event loop; knows whether a Hub is there to refresh or restart through."""
+    """Reads the status off the event loop, and owns the link to the Hub (when there is one)."""
 
     def __init__(
-        self, *, profile: str | None = None, warning_days: float = 7.0, env: dict[str, str] | None = None
+        self,
+        *,
+        profile: str | None = None,
+        warning_days: float = 7.0,
+        env: Mapping[str, str] | None = None,
+        log: logging.Logger | None = None,
+        hub_options: dict[str, float] | None = None,
     ) -> None:
-        env = dict(os.environ if env is None else env)
-        self.store = CredentialStore(profile=profile)
+        env = os.environ if env is None else env
+        self.profile = profile
         self.warning_days = warning_days
-        self.hub_api_url = env.get("JUPYTERHUB_API_URL")
+        self.hub = HubLink(env, profile=profile, log=log or logging.getLogger(__name__), **(hub_options or {}))
 
-    def hub_info(self) -> dict[str, Any]:
-        available = bool(self.hub_api_url)
-        return {
-            "available": available,
-            "last_sync": None,
-            "last_sync_error": None,
-            "refresh_available": False,
-            "restart_available": False,
-            "spawn_url": None,
-            "reason": None if available else "Not running under JupyterHub: restart and refresh happen through a Hub.",
-        }
+    def start(self) -> None:
+        """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
+        if self.hub.available:
+            self.hub.pull_blocking()
+
+    def start_background(self) -> None:
+        if self.hub.available:
+            self.hub.start()
 
     async def status(self) -> dict[str, Any]:
+        # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
+        store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
         status = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: read_status(self.store, warning_days=self.warning_days)
+            None, lambda: read_status(store, warning_days=self.warning_days)
         )
-        status["hub"] = self.hub_info()
+        status["hub"] = self.hub.info()
         return status

@@ -1,0 +1,232 @@
+"""Run a real JupyterHub with QCSAuthenticator, configurable-http-proxy and local user servers, on 127.0.0.1.
+
+Used by the README demo and the end-to-end tests, always together with ``LocalIdP``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .localidp import LocalIdP, ensure_node_modules, free_port
+
+PROXY_DIR = Path(__file__).resolve().parent / "proxy"
+
+
+class LocalHubError(RuntimeError):
+    """The Hub could not be started."""
+
+
+class LocalHub:
+    """A JupyterHub process configured for qcs-jupyter against a ``LocalIdP``.
+
+    ``admin_token`` belongs to a service with ``admin:users``, ``admin:auth_state`` and ``admin:servers``,
+    for tests to look inside; users log in at ``url`` with any name.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        idp: LocalIdP,
+        *,
+        client_id: str = "qcs-public",
+        client_secret: str | None = None,
+        credentials_mode: str = "hub",
+        refresh_margin: int = 300,
+        auth_refresh_age: int = 300,
+        sync_margin: float = 120.0,
+        extra_config: str = "",
+        port: int | None = None,
+        startup_timeout: float = 60.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.idp = idp
+        self.client_id, self.client_secret = client_id, client_secret
+        self.credentials_mode = credentials_mode
+        self.refresh_margin, self.auth_refresh_age, self.sync_margin = refresh_margin, auth_refresh_age, sync_margin
+        self.extra_config = extra_config
+        self.port = port or free_port()
+        self.hub_port = free_port()
+        self.proxy_api_port = free_port()
+        self.admin_token = secrets.token_hex(24)
+        self.startup_timeout = startup_timeout
+        self.homes = self.workdir / "homes"
+        self.log_path = self.workdir / "jupyterhub.log"
+        self._proc: subprocess.Popen | None = None
+        self._log_fh = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.url}/hub/oauth_callback"
+
+    def home(self, user: str) -> Path:
+        return self.homes / user
+
+    def config_text(self) -> str:
+        server_config = {
+            "QCSJupyterApp": {"sync_margin": self.sync_margin, "sync_min_interval": 1.0},
+            "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
+        }
+        (self.workdir / "user-config").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "user-config" / "jupyter_server_config.json").write_text(json.dumps(server_config))
+        settings = self.workdir / "user-config" / "labconfig"
+        settings.mkdir(exist_ok=True)
+        root_args = ["--allow-root"] if os.geteuid() == 0 else []
+        return f"""
+from qcs_jupyter.hub import configure_hub
+
+c = get_config()  # noqa: F821
+c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
+c.JupyterHub.load_roles = [
+    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users"], "services": ["qcs-test"]}}
+]
+configure_hub(c)
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {self.port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {self.hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{str(PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy")!r}]
+c.JupyterHub.db_url = "sqlite:///" + {str(self.workdir / "jupyterhub.sqlite")!r}
+c.JupyterHub.cookie_secret_file = {str(self.workdir / "jupyterhub_cookie_secret")!r}
+c.JupyterHub.pid_file = {str(self.workdir / "jupyterhub.pid")!r}
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{username}}"
+c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = {root_args!r}
+c.Spawner.default_url = "/lab"
+c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(self.workdir / "user-config")!r}}}
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
+c.QCSAuthenticator.issuer = {self.idp.issuer!r}
+c.QCSAuthenticator.client_id = {self.client_id!r}
+c.QCSAuthenticator.client_secret = {self.client_secret or ""!r}
+c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
+c.QCSAuthenticator.allow_all = True
+c.QCSAuthenticator.credentials_mode = {self.credentials_mode!r}
+c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
+c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
+{self.extra_config}
+"""
+
+    def start(self) -> LocalHub:
+        ensure_node_modules(PROXY_DIR, package="configurable-http-proxy")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.homes.mkdir(exist_ok=True)
+        config = self.workdir / "jupyterhub_config.py"
+        config.write_text(self.config_text())
+        env = {
+            **os.environ,
+            **self.idp.ca_env(),
+            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise LocalHubError(f"JupyterHub exited with {self._proc.returncode}:\n{self.log_text()[-4000:]}")
+            try:
+                self.api("GET", "/")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.25)
+        self.stop()
+        raise LocalHubError(
+            f"JupyterHub did not come up within {self.startup_timeout:.0f} s:\n{self.log_text()[-4000:]}"
+        )
+
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}/hub/api{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "DELETE") else None),
+            headers={"Authorization": f"token {token or self.admin_token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+            return json.loads(text) if text else None
+
+    def auth_state(self, user: str) -> dict[str, Any] | None:
+        return self.api("GET", f"/users/{user}")["auth_state"]
+
+    def wait_for_server(self, user: str, *, ready: bool = True, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{user}")
+            server = (model.get("servers") or {}).get("")
+            if ready and server and server.get("ready"):
+                return model
+            if not ready and not server:
+                return model
+            time.sleep(0.25)
+        raise LocalHubError(f"server of {user} did not become {'ready' if ready else 'stopped'} within {timeout:.0f} s")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def __enter__(self) -> LocalHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def login_with_http(hub: LocalHub, username: str, next_url: str = "/hub/home"):
+    """Log in to the hub through the IdP's login form with ``requests`` (no browser); returns the session."""
+    import re
+    from html import unescape
+    from urllib.parse import urljoin
+
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False  # the machine's REQUESTS_CA_BUNDLE would override verify
+    session.verify = str(hub.idp.ca_path) if hub.idp.ca_path else True
+    page = session.get(f"{hub.url}/hub/oauth_login", params={"next": next_url}, timeout=30)
+    match = re.search(r'<form[^>]*action="([^"]+)"', page.text)
+    if not match or 'name="login"' not in page.text:
+        raise LocalHubError(f"no IdP login form at {page.url} (HTTP {page.status_code})")
+    fields = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page.text))
+    fields.update({"login": username, "password": "any"})
+    done = session.post(urljoin(page.url, unescape(match.group(1))), data=fields, timeout=60)
+    if not done.url.startswith(hub.url) or done.status_code >= 400:
+        raise LocalHubError(f"login as {username} ended at {done.url} (HTTP {done.status_code})")
+    return session

@@ -1,0 +1,116 @@
+"""The credential handoff between the Hub and a user's server: one route, one scope, one JSON document.
+
+The Hub side builds the document from ``auth_state``; the server side turns it back into a token set
+and writes ``~/.qcs``. Both import this module so the two ends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .credentials import AuthServer, TokenSet
+from .credentials.tokens import parse_rfc3339, rfc3339
+
+#: Custom JupyterHub scope that lets a token read its owner's QCS credentials (``!user`` filtered).
+CREDENTIALS_SCOPE = "custom:qcs:credentials"
+#: Route under the Hub API (``JUPYTERHUB_API_URL``); the last part is the user name.
+CREDENTIALS_ROUTE = "/qcs/credentials"
+#: Who refreshes: the Hub only (the files get no refresh token) or Hub and SDK both (files get it).
+MODE_HUB = "hub"
+MODE_SHARED = "shared"
+MANAGED_BY_HUB = "jupyterhub"
+VERSION = 1
+
+
+def _epoch_to_rfc3339(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return rfc3339(datetime.fromtimestamp(value, timezone.utc))
+    return None
+
+
+def build_payload(
+    auth_state: dict[str, Any],
+    *,
+    mode: str,
+    auth_server: AuthServer,
+    api_url: str | None,
+    grpc_api_url: str | None,
+    profile: str | None,
+    refresh_error: str | None = None,
+) -> dict[str, Any]:
+    """What the Hub hands a user's server: only what ``~/.qcs`` needs, nothing about anyone else."""
+    qcs = auth_state.get("qcs") or {}
+    response = auth_state.get("token_response") or {}
+    token = {
+        "access_token": auth_state["access_token"],
+        "id_token": auth_state.get("id_token"),
+        "token_type": response.get("token_type") or "Bearer",
+        "scope": " ".join(auth_state["scope"])
+        if isinstance(auth_state.get("scope"), list)
+        else auth_state.get("scope"),
+        "expires_in": response.get("expires_in") if isinstance(response.get("expires_in"), int) else None,
+    }
+    if mode == MODE_SHARED and auth_state.get("refresh_token"):
+        token["refresh_token"] = auth_state["refresh_token"]
+    return {
+        "version": VERSION,
+        "mode": mode,
+        "token": {k: v for k, v in token.items() if v is not None},
+        "access_token_obtained_at": _epoch_to_rfc3339(qcs.get("access_token_obtained_at")),
+        "access_token_expires_at": _epoch_to_rfc3339(qcs.get("access_token_expires_at")),
+        "refresh_token_held_by_hub": bool(auth_state.get("refresh_token")),
+        "refresh_token_obtained_at": _epoch_to_rfc3339(qcs.get("refresh_token_obtained_at")),
+        "auth_server": {"issuer": auth_server.issuer, "client_id": auth_server.client_id},
+        "api_url": api_url,
+        "grpc_api_url": grpc_api_url,
+        "profile": profile,
+        "refresh_error": refresh_error,
+    }
+
+
+@dataclass
+class Handoff:
+    """A parsed handoff document, ready to install."""
+
+    tokens: TokenSet
+    auth_server: AuthServer
+    mode: str
+    api_url: str | None
+    grpc_api_url: str | None
+    profile: str | None
+    access_token_expires_at: datetime | None
+    refresh_error: str | None
+
+
+def parse_payload(data: dict[str, Any]) -> Handoff:
+    """Turn the Hub's document into a token set; raises ``ValueError`` with a plain message if malformed."""
+    if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("token"), dict):
+        raise ValueError("the Hub sent a credentials document this version of qcs-jupyter does not understand")
+    mode = data.get("mode")
+    if mode not in (MODE_HUB, MODE_SHARED):
+        raise ValueError(f"unknown credentials mode {mode!r} from the Hub")
+    tokens = TokenSet.from_response(data["token"])
+    obtained = data.get("access_token_obtained_at")
+    if isinstance(obtained, str):
+        tokens.updated_at = parse_rfc3339(obtained)
+    refresh_obtained = data.get("refresh_token_obtained_at")
+    if isinstance(refresh_obtained, str):
+        tokens.refresh_token_obtained_at = parse_rfc3339(refresh_obtained)
+    if mode == MODE_HUB and data.get("refresh_token_held_by_hub"):
+        tokens.managed_by = MANAGED_BY_HUB
+    server = data.get("auth_server") or {}
+    if not isinstance(server.get("issuer"), str) or not isinstance(server.get("client_id"), str):
+        raise ValueError("the Hub sent no issuer/client_id")
+    expires = data.get("access_token_expires_at")
+    return Handoff(
+        tokens=tokens,
+        auth_server=AuthServer(server["issuer"], server["client_id"]),
+        mode=mode,
+        api_url=data.get("api_url"),
+        grpc_api_url=data.get("grpc_api_url"),
+        profile=data.get("profile"),
+        access_token_expires_at=parse_rfc3339(expires) if isinstance(expires, str) else tokens.access_expires_at,
+        refresh_error=data.get("refresh_error"),
+    )
