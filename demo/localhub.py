@@ -90,7 +90,7 @@ from qcs_jupyter.hub import configure_hub
 c = get_config()  # noqa: F821
 c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
 c.JupyterHub.load_roles = [
-    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users"], "services": ["qcs-test"]}}
+    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
 ]
 configure_hub(c)
 c.JupyterHub.ip = "127.0.0.1"

@@ -21,6 +21,8 @@ from ..credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QC
 from ..credentials.tokens import fingerprint, jwt_expiry
 from ..handoff import CREDENTIALS_SCOPE, MODE_HUB, MODE_SHARED, build_payload
 
+#: A forced refresh leaves alone access tokens younger than this (seconds).
+FORCED_REFRESH_MIN_AGE = 5.0
 _ENDPOINT_KEYS = {
     "authorize_url": "authorization_endpoint",
     "token_url": "token_endpoint",
@@ -243,12 +245,23 @@ class QCSAuthenticator(GenericOAuthenticator):
             return False
         return not result.relogin
 
+    def _due(self, state: dict[str, Any], force: bool) -> bool:
+        if not force:
+            return self.needs_refresh(state)
+        # A forced refresh (server start, "Refresh now") skips tokens obtained moments ago, e.g. by
+        # refresh_pre_spawn, so one start costs at most one IdP call.
+        obtained = (state.get("qcs") or {}).get("access_token_obtained_at") or 0
+        return time.time() - obtained >= FORCED_REFRESH_MIN_AGE
+
     async def ensure_fresh(self, user: Any, *, force: bool = False) -> Freshness:
-        """Make the user's access token fresh; concurrent callers share one IdP call. Never raises for IdP trouble."""
+        """Make the user's access token fresh; concurrent callers share one IdP call. Never raises for IdP trouble.
+
+        ``force`` refreshes even when the token is not yet due (unless it is only seconds old).
+        """
         state = await user.get_auth_state()
         if not state or not state.get("access_token"):
             return Freshness(None, relogin=True, error="no QCS tokens are stored for this user; log in again")
-        if not force and not self.needs_refresh(state):
+        if not self._due(state, force):
             return Freshness(state)
         seen = state.get("access_token")
         lock = self._refresh_locks.setdefault(user.name, asyncio.Lock())
@@ -256,7 +269,7 @@ class QCSAuthenticator(GenericOAuthenticator):
             state = await user.get_auth_state() or state
             if state.get("access_token") != seen:
                 return Freshness(state, refreshed=True)  # another request refreshed while we waited
-            if not force and not self.needs_refresh(state):
+            if not self._due(state, force):
                 return Freshness(state)
             refresh_token = state.get("refresh_token")
             if not refresh_token:
@@ -329,11 +342,11 @@ class QCSAuthenticator(GenericOAuthenticator):
 
     # --- spawning and handoff --------------------------------------------------------------------------
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
-        """Every server start gets fresh credentials; IdP trouble never fails a spawn."""
+        """Every server start gets freshly refreshed credentials; IdP trouble never fails a spawn."""
         inherited = super().pre_spawn_start(user, spawner)
         if inspect.isawaitable(inherited):
             await inherited
-        result = await self.ensure_fresh(user)
+        result = await self.ensure_fresh(user, force=True)
         if result.error:
             self.log.warning("QCS: starting %s with the tokens we have: %s", spawner._log_name, result.error)
         scopes = spawner.server_token_scopes
