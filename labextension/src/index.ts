@@ -1,0 +1,282 @@
+/**
+ * qcs-jupyter: Rigetti QCS credentials in JupyterLab.
+ *
+ * One plugin: a status-bar item, a sidebar panel, notifications and three
+ * commands, all fed by one `QCSModel` that polls `qcs-jupyter/status`.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import {
+  Dialog,
+  ICommandPalette,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+
+import { formatDaysLeft, ITrans, stateLabel } from './format';
+import { qcsIcon } from './icon';
+import { IAlertChange, QCSModel } from './model';
+import { QCSPanel } from './panel';
+import { createApi, pingServer } from './request';
+import { restartServer } from './restart';
+import { QCSStatusItem } from './statusbar';
+import {
+  COMMAND_CATEGORY,
+  CommandIDs,
+  DEFAULT_POLL_INTERVAL_S,
+  DEFAULT_WARNING_DAYS,
+  PLUGIN_ID,
+  STATUS_ITEM_ID,
+  TRANSLATION_DOMAIN
+} from './tokens';
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'Shows the health of the Rigetti QCS credentials in ~/.qcs and refreshes them through JupyterHub.',
+  autoStart: true,
+  optional: [
+    ISettingRegistry,
+    ITranslator,
+    ICommandPalette,
+    IStatusBar,
+    ILayoutRestorer
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null,
+    palette: ICommandPalette | null,
+    statusBar: IStatusBar | null,
+    restorer: ILayoutRestorer | null
+  ): void => {
+    const trans = (translator ?? nullTranslator).load(TRANSLATION_DOMAIN);
+    const { commands, shell } = app;
+
+    const model = new QCSModel({
+      api: createApi(),
+      pollInterval: DEFAULT_POLL_INTERVAL_S,
+      warningDays: DEFAULT_WARNING_DAYS
+    });
+
+    const panel = new QCSPanel({
+      model,
+      trans,
+      onRestart: () => void commands.execute(CommandIDs.restart),
+      onRefresh: () => void commands.execute(CommandIDs.refresh)
+    });
+    panel.title.icon = qcsIcon;
+    shell.add(panel, 'left', { rank: 1000 });
+    restorer?.add(panel, 'qcs-jupyter');
+
+    // --- commands -------------------------------------------------------
+    commands.addCommand(CommandIDs.open, {
+      label: trans.__('Open QCS Credentials Panel'),
+      caption: trans.__('Show the state of your QCS credentials'),
+      icon: args => (args['isPalette'] ? undefined : qcsIcon),
+      execute: () => {
+        shell.activateById(panel.id);
+      }
+    });
+
+    commands.addCommand(CommandIDs.restart, {
+      label: trans.__('Restart Server to Refresh QCS Credentials'),
+      caption: trans.__(
+        'Stop this server and let JupyterHub start a new one with fresh credentials'
+      ),
+      isEnabled: () => model.canRestart,
+      execute: async () => {
+        const outcome = await restartServer({
+          model,
+          trans,
+          confirm: () => confirmRestart(trans),
+          ping: () => pingServer(),
+          navigate: url => {
+            window.location.href = url;
+          },
+          fallbackUrl: hubHomeUrl()
+        });
+        if (outcome === 'failed') {
+          Notification.error(model.restartMessage, { autoClose: false });
+        }
+      }
+    });
+
+    commands.addCommand(CommandIDs.refresh, {
+      label: trans.__('Refresh QCS Credentials from the Hub'),
+      caption: trans.__('Pull fresh credentials from JupyterHub now'),
+      isEnabled: () => model.canRefresh,
+      execute: async () => {
+        try {
+          const status = await model.refreshFromHub();
+          if (status.usable) {
+            Notification.success(trans.__('QCS credentials refreshed.'), {
+              autoClose: 3000
+            });
+          } else {
+            Notification.warning(
+              trans.__(
+                'Refreshed, but the QCS credentials are still not usable: %1',
+                firstProblem(status.problems) ?? stateLabel(status.state, trans)
+              ),
+              { autoClose: false }
+            );
+          }
+        } catch (reason) {
+          Notification.error(
+            trans.__(
+              'Could not refresh the QCS credentials: %1',
+              reason instanceof Error ? reason.message : String(reason)
+            ),
+            { autoClose: false }
+          );
+        }
+      }
+    });
+
+    const commandIds = [
+      CommandIDs.open,
+      CommandIDs.restart,
+      CommandIDs.refresh
+    ];
+    model.changed.connect(() => {
+      commands.notifyCommandChanged(CommandIDs.restart);
+      commands.notifyCommandChanged(CommandIDs.refresh);
+    });
+
+    if (palette) {
+      for (const command of commandIds) {
+        palette.addItem({
+          command,
+          category: COMMAND_CATEGORY,
+          args: { isPalette: true }
+        });
+      }
+    }
+
+    // --- status bar -----------------------------------------------------
+    if (statusBar) {
+      const item = new QCSStatusItem({
+        model,
+        trans,
+        onClick: () => void commands.execute(CommandIDs.open)
+      });
+      statusBar.registerStatusItem(STATUS_ITEM_ID, {
+        item,
+        align: 'left',
+        rank: 1000,
+        isActive: () => true
+      });
+    }
+
+    // --- notifications: once per transition -----------------------------
+    let notificationId: string | null = null;
+    model.alertChanged.connect((_, change) => {
+      if (notificationId !== null) {
+        Notification.dismiss(notificationId);
+        notificationId = null;
+      }
+      if (change.notify) {
+        notificationId = notify(change, model, trans, commands);
+      }
+    });
+
+    // --- settings -------------------------------------------------------
+    if (settingRegistry) {
+      Promise.all([settingRegistry.load(PLUGIN_ID), app.restored])
+        .then(([settings]) => {
+          const apply = () => {
+            model.pollInterval = settings.get('pollInterval')
+              .composite as number;
+            model.warningDays = settings.get('warningDays').composite as number;
+          };
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error(`Failed to load settings for ${PLUGIN_ID}.`, reason);
+        });
+    }
+  }
+};
+
+function firstProblem(
+  problems: { message: string }[] | null | undefined
+): string | null {
+  return problems && problems.length > 0 ? problems[0].message : null;
+}
+
+/** Show the notification for a transition; returns its id. */
+function notify(
+  change: IAlertChange,
+  model: QCSModel,
+  trans: ITrans,
+  commands: JupyterFrontEnd['commands']
+): string {
+  const actions: Notification.IAction[] = [];
+  if (model.canRestart) {
+    actions.push({
+      label: trans.__('Restart server'),
+      caption: trans.__('Stop this server and start a new one from the Hub'),
+      displayType: 'accent',
+      callback: () => void commands.execute(CommandIDs.restart)
+    });
+  }
+  actions.push({
+    label: trans.__('Details'),
+    caption: trans.__('Open the QCS credentials panel'),
+    displayType: 'link',
+    callback: () => void commands.execute(CommandIDs.open)
+  });
+  const { view } = change;
+  if (change.level === 'warning') {
+    return Notification.warning(
+      trans.__(
+        'Your QCS refresh token expires soon (%1). Get new credentials before it does.',
+        formatDaysLeft(view.refreshDaysLeft, trans)
+      ),
+      { autoClose: false, actions }
+    );
+  }
+  return Notification.error(
+    trans.__(
+      'Your QCS credentials are not usable: %1',
+      firstProblem(view.status?.problems) ?? stateLabel(view.state, trans)
+    ),
+    { autoClose: false, actions }
+  );
+}
+
+async function confirmRestart(trans: ITrans): Promise<boolean> {
+  const result = await showDialog({
+    title: trans.__('Restart server to refresh QCS credentials?'),
+    body: trans.__(
+      'This stops your Jupyter server, with all its running kernels and terminals, and lets JupyterHub start a new one with fresh QCS credentials. Save your work first: unsaved changes are lost.'
+    ),
+    buttons: [
+      Dialog.cancelButton({ label: trans.__('Cancel') }),
+      Dialog.warnButton({ label: trans.__('Restart') })
+    ]
+  });
+  return result.button.accept;
+}
+
+/** Where to go when the server names no spawn URL: the Hub's home page. */
+function hubHomeUrl(): string | null {
+  const hubPrefix = PageConfig.getOption('hubPrefix');
+  if (!hubPrefix) {
+    return null;
+  }
+  return (
+    (PageConfig.getOption('hubHost') || '') + URLExt.join(hubPrefix, 'home')
+  );
+}
+
+export default plugin;

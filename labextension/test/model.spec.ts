@@ -1,0 +1,425 @@
+import {
+  AlertTracker,
+  deriveView,
+  IQCSApi,
+  IQCSView,
+  QCSModel,
+  sanitizePollInterval,
+  sanitizeWarningDays
+} from '../src/model';
+import { IQCSStatus } from '../src/tokens';
+import { makeStatus } from './fixtures';
+
+const T0 = Date.parse('2026-11-24T05:40:00Z');
+const opts = (elapsedS = 0, warningDays = 7) => ({
+  receivedAt: T0,
+  now: T0 + elapsedS * 1000,
+  warningDays
+});
+
+describe('deriveView', () => {
+  it('is loading before the first answer', () => {
+    const v = deriveView(null, null, opts());
+    expect(v.loading).toBe(true);
+    expect(v.state).toBe('missing');
+    expect(v.alert).toBe('none');
+  });
+
+  it('is an error when the first request failed', () => {
+    const v = deriveView(null, 'Network error', opts());
+    expect(v.loading).toBe(false);
+    expect(v.state).toBe('error');
+    expect(v.connectionError).toBe('Network error');
+    expect(v.alert).toBe('none');
+  });
+
+  it('counts the access token down from the moment of receipt', () => {
+    const s = makeStatus();
+    expect(deriveView(s, null, opts(0)).accessSecondsLeft).toBe(1200);
+    expect(deriveView(s, null, opts(200)).accessSecondsLeft).toBe(1000);
+    const late = deriveView(s, null, opts(1201));
+    expect(late.accessSecondsLeft).toBeLessThan(0);
+    expect(late.accessValid).toBe(false);
+  });
+
+  it('falls back to expires_at and the local clock', () => {
+    const s = makeStatus({
+      access_token: {
+        present: true,
+        expires_at: '2026-11-24T06:00:00Z',
+        expires_in_seconds: null,
+        valid: true
+      }
+    });
+    expect(deriveView(s, null, opts(0)).accessSecondsLeft).toBe(1200);
+  });
+
+  it('keeps the stale status on a connection error', () => {
+    const v = deriveView(makeStatus(), 'boom', opts());
+    expect(v.state).toBe('ok');
+    expect(v.connectionError).toBe('boom');
+    expect(v.loading).toBe(false);
+  });
+
+  type Case = [
+    string,
+    Partial<IQCSStatus>,
+    number,
+    number,
+    string,
+    boolean,
+    string
+  ];
+  const rt = (days_left: number | null, present = true) => ({
+    refresh_token: {
+      present,
+      obtained_at: null,
+      age_days: null,
+      days_left,
+      lifetime_days: 90
+    }
+  });
+  const cases: Case[] = [
+    // name, overrides, elapsed s, warningDays, state, usable, alert
+    ['healthy', {}, 0, 7, 'ok', true, 'none'],
+    [
+      'refresh token below threshold',
+      rt(6.5),
+      0,
+      7,
+      'expiring',
+      true,
+      'warning'
+    ],
+    ['threshold from settings', rt(6.5), 0, 5, 'ok', true, 'none'],
+    [
+      'crosses threshold while open',
+      rt(7.01),
+      3600,
+      7,
+      'expiring',
+      true,
+      'warning'
+    ],
+    [
+      'refresh token runs out locally',
+      rt(0.0001),
+      60,
+      7,
+      'expired',
+      false,
+      'unusable'
+    ],
+    [
+      'access token runs out without refresh token',
+      rt(null, false),
+      1300,
+      7,
+      'expired',
+      false,
+      'unusable'
+    ],
+    [
+      'access token runs out with a refresh token: still ok',
+      {},
+      1300,
+      7,
+      'ok',
+      true,
+      'none'
+    ],
+    [
+      'server expired is kept',
+      { state: 'expired', usable: false },
+      0,
+      7,
+      'expired',
+      false,
+      'unusable'
+    ],
+    [
+      'server expiring is not improved',
+      { state: 'expiring' },
+      0,
+      7,
+      'expiring',
+      true,
+      'none'
+    ],
+    [
+      'server error',
+      { state: 'error', usable: false },
+      0,
+      7,
+      'error',
+      false,
+      'unusable'
+    ],
+    [
+      'missing',
+      {
+        state: 'missing',
+        usable: false,
+        access_token: null,
+        refresh_token: null
+      },
+      0,
+      7,
+      'missing',
+      false,
+      'unusable'
+    ],
+    ['unknown state', { state: 'weird' }, 0, 7, 'error', true, 'none']
+  ];
+  it.each(cases)(
+    '%s',
+    (_name, overrides, elapsed, warningDays, state, usable, alert) => {
+      const v = deriveView(
+        makeStatus(overrides),
+        null,
+        opts(elapsed, warningDays)
+      );
+      expect(v.state).toBe(state);
+      expect(v.usable).toBe(usable);
+      expect(v.alert).toBe(alert);
+    }
+  );
+
+  it('ages the refresh token locally', () => {
+    const v = deriveView(makeStatus(), null, opts(86400));
+    expect(v.refreshDaysLeft).toBeCloseTo(65.9);
+    expect(v.refreshAgeDays).toBeCloseTo(24.1);
+    expect(v.refreshLifetimeDays).toBe(90);
+  });
+});
+
+describe('AlertTracker', () => {
+  const view = (s: IQCSStatus | null, elapsed = 0): IQCSView =>
+    deriveView(s, null, opts(elapsed));
+  const missing = makeStatus({
+    state: 'missing',
+    usable: false,
+    access_token: null,
+    refresh_token: null
+  });
+
+  it('notifies once per transition', () => {
+    const t = new AlertTracker();
+    expect(t.update(view(makeStatus()))).toMatchObject({
+      level: 'none',
+      notify: false
+    });
+    expect(t.update(view(makeStatus()))).toBeNull();
+    const warn = makeStatus({
+      ...makeStatus(),
+      refresh_token: { ...makeStatus().refresh_token!, days_left: 3 }
+    });
+    expect(t.update(view(warn))).toMatchObject({
+      previous: 'none',
+      level: 'warning',
+      notify: true
+    });
+    expect(t.update(view(warn, 10))).toBeNull();
+    const bad = makeStatus({ state: 'error', usable: false });
+    expect(t.update(view(bad))).toMatchObject({
+      level: 'unusable',
+      notify: true
+    });
+    expect(t.update(view(bad))).toBeNull();
+    expect(t.update(view(makeStatus()))).toMatchObject({
+      level: 'none',
+      notify: false
+    });
+    expect(t.update(view(bad))).toMatchObject({
+      level: 'unusable',
+      notify: true
+    });
+  });
+
+  it('ignores loading and unreachable views', () => {
+    const t = new AlertTracker();
+    t.update(view(makeStatus({ state: 'error', usable: false })));
+    expect(t.update(deriveView(null, 'down', opts()))).toBeNull();
+    expect(
+      t.update(view(makeStatus({ state: 'error', usable: false })))
+    ).toBeNull();
+  });
+
+  it('does not toast about absent credentials on page load', () => {
+    const t = new AlertTracker();
+    expect(t.update(view(missing))).toMatchObject({
+      level: 'unusable',
+      notify: false
+    });
+  });
+
+  it('does toast when credentials disappear', () => {
+    const t = new AlertTracker();
+    t.update(view(makeStatus()));
+    expect(t.update(view(missing))).toMatchObject({ notify: true });
+  });
+
+  it('toasts an already-expired state on page load', () => {
+    const t = new AlertTracker();
+    expect(
+      t.update(view(makeStatus({ state: 'expired', usable: false })))
+    ).toMatchObject({ level: 'unusable', notify: true });
+  });
+});
+
+describe('settings sanitizers', () => {
+  it.each([
+    [undefined, 60],
+    [NaN, 60],
+    [5, 10],
+    [10, 10],
+    [300, 300]
+  ])('pollInterval %s → %s', (value, expected) => {
+    expect(sanitizePollInterval(value)).toBe(expected);
+  });
+
+  it.each([
+    [undefined, 7],
+    [-1, 0],
+    [14, 14]
+  ])('warningDays %s → %s', (value, expected) => {
+    expect(sanitizeWarningDays(value)).toBe(expected);
+  });
+});
+
+function fakeApi(statuses: (IQCSStatus | Error)[]) {
+  const calls = { status: 0, refresh: 0, restart: 0 };
+  const api: IQCSApi = {
+    status: async () => {
+      calls.status++;
+      const next = statuses.length > 1 ? statuses.shift()! : statuses[0];
+      if (next instanceof Error) {
+        throw next;
+      }
+      return next;
+    },
+    refresh: async () => {
+      calls.refresh++;
+      return makeStatus({ checked_at: '2026-11-24T05:45:00Z' });
+    },
+    restart: async () => {
+      calls.restart++;
+      return { spawn_url: '/hub/spawn/ada' };
+    }
+  };
+  return { api, calls };
+}
+
+describe('QCSModel', () => {
+  let model: QCSModel | null = null;
+  afterEach(() => {
+    model?.dispose();
+    model = null;
+  });
+
+  it('fetches on demand, derives, and signals', async () => {
+    let now = T0;
+    const { api, calls } = fakeApi([makeStatus()]);
+    model = new QCSModel({
+      api,
+      autoStart: false,
+      tickInterval: 0,
+      now: () => now
+    });
+    const changes: string[] = [];
+    model.changed.connect((_, v) => changes.push(v.state));
+    expect(model.view.loading).toBe(true);
+    await model.checkNow();
+    expect(calls.status).toBe(1);
+    expect(model.view.state).toBe('ok');
+    expect(model.view.accessSecondsLeft).toBe(1200);
+    expect(changes).toEqual(['ok']);
+    now += 60_000;
+    expect(model.canRestart).toBe(true);
+    expect(model.canRefresh).toBe(true);
+  });
+
+  it('records a failed request and keeps the last status', async () => {
+    const { api } = fakeApi([makeStatus(), new Error('Network down')]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    await model.checkNow();
+    await model.checkNow();
+    expect(model.view.connectionError).toBe('Network down');
+    expect(model.view.state).toBe('ok');
+    await model.checkNow();
+    expect(model.view.connectionError).toBe('Network down');
+  });
+
+  it('emits alert transitions from status and settings changes', async () => {
+    const status = makeStatus({
+      refresh_token: { ...makeStatus().refresh_token!, days_left: 10 }
+    });
+    const { api } = fakeApi([status]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    const alerts: string[] = [];
+    model.alertChanged.connect((_, a) => alerts.push(`${a.level}:${a.notify}`));
+    await model.checkNow();
+    model.warningDays = 14;
+    model.warningDays = 14;
+    model.warningDays = 7;
+    expect(alerts).toEqual(['none:false', 'warning:true', 'none:false']);
+  });
+
+  it('refreshes from the Hub', async () => {
+    const { api, calls } = fakeApi([
+      makeStatus({ state: 'expired', usable: false })
+    ]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    await model.checkNow();
+    expect(model.view.usable).toBe(false);
+    const s = await model.refreshFromHub();
+    expect(calls.refresh).toBe(1);
+    expect(s.checked_at).toBe('2026-11-24T05:45:00Z');
+    expect(model.view.usable).toBe(true);
+    expect(model.refreshing).toBe(false);
+  });
+
+  it('offers no restart or refresh without the Hub', async () => {
+    const { api } = fakeApi([
+      makeStatus({
+        hub: {
+          available: false,
+          last_sync: null,
+          last_sync_error: null,
+          refresh_available: false,
+          restart_available: false,
+          spawn_url: null,
+          reason: 'Not running under JupyterHub'
+        }
+      })
+    ]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    await model.checkNow();
+    expect(model.canRestart).toBe(false);
+    expect(model.canRefresh).toBe(false);
+  });
+
+  it('polls by itself and ticks without requests', async () => {
+    jest.useFakeTimers();
+    try {
+      const { api, calls } = fakeApi([makeStatus()]);
+      model = new QCSModel({ api, pollInterval: 10, tickInterval: 1000 });
+      let ticks = 0;
+      model.ticked.connect(() => ticks++);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(calls.status).toBe(1);
+      await jest.advanceTimersByTimeAsync(5_000);
+      expect(calls.status).toBe(1);
+      expect(ticks).toBeGreaterThanOrEqual(5);
+      await jest.advanceTimersByTimeAsync(5_000);
+      expect(calls.status).toBe(2);
+      model.pollInterval = 1; // clamped to the minimum of 10 s
+      expect(model.pollInterval).toBe(10);
+      model.dispose();
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(calls.status).toBe(2);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
