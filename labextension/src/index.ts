@@ -24,7 +24,7 @@ import { formatDaysLeft, ITrans, stateLabel } from './format';
 import { qcsIcon } from './icon';
 import { IAlertChange, QCSModel } from './model';
 import { QCSPanel } from './panel';
-import { createApi, pingServer } from './request';
+import { createApi, hubStopPending, pingServer } from './request';
 import { restartServer } from './restart';
 import { QCSStatusItem } from './statusbar';
 import {
@@ -97,7 +97,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
           model,
           trans,
           confirm: () => confirmRestart(trans),
-          ping: () => pingServer(),
+          // Up while the server answers, then while the Hub is still stopping it.
+          ping: async () => (await pingServer()) || (await hubStopPending()),
           navigate: url => {
             window.location.href = url;
           },

@@ -1,7 +1,7 @@
 /**
  * Requests to the qcs-jupyter server extension (and the server itself).
  */
-import { URLExt } from '@jupyterlab/coreutils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { IQCSApi } from './model';
@@ -79,6 +79,37 @@ export async function pingServer(
     }
     await response.json();
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the Hub is still stopping this server. Reads the Hub's own
+ * spawn-pending page (a same-origin GET that needs no XSRF token): it shows a
+ * "refresh" control while the stop is pending and a "start" control once the
+ * server is gone. Anything else (no Hub, an error) counts as "not stopping".
+ */
+export async function hubStopPending(): Promise<boolean> {
+  const hubPrefix = PageConfig.getOption('hubPrefix');
+  const user = PageConfig.getOption('hubUser');
+  if (!hubPrefix || !user) {
+    return false;
+  }
+  const server = PageConfig.getOption('hubServerName');
+  const url = URLExt.join(
+    hubPrefix,
+    'spawn-pending',
+    encodeURIComponent(user),
+    server ? encodeURIComponent(server) : ''
+  );
+  try {
+    const response = await fetch(url, {
+      credentials: 'same-origin',
+      cache: 'no-store'
+    });
+    const page = await response.text();
+    return page.includes('id="refresh"') && !page.includes('id="start"');
   } catch {
     return false;
   }

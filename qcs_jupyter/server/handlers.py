@@ -66,10 +66,4 @@ class RestartHandler(QCSHandler):
         if not hub.can_stop:
             raise tornado.web.HTTPError(409, hub.info()["reason"] or "Restart is not available here.")
         self.write_json({"spawn_url": hub.spawn_url}, status=202)
-        asyncio.get_running_loop().call_later(RESTART_DELAY_SECONDS, lambda: asyncio.ensure_future(self._stop(hub)))
-
-    async def _stop(self, hub) -> None:
-        try:
-            await hub.stop_server()
-        except Exception as e:
-            self.log.error("qcs-jupyter: could not stop the server through JupyterHub: %s", e)
+        asyncio.get_running_loop().call_later(RESTART_DELAY_SECONDS, hub.stop_server)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -195,14 +196,23 @@ class HubLink:
             self._task.cancel()
             self._task = None
 
-    async def stop_server(self) -> None:
-        """Ask the Hub to stop this server (it cannot start itself again: the browser does that)."""
-        path = (
-            f"/users/{quote(self.user)}/server"
-            if not self.server_name
-            else f"/users/{quote(self.user)}/servers/{quote(self.server_name)}"
-        )
-        await asyncio.get_running_loop().run_in_executor(None, lambda: self._call("DELETE", path))
+    def stop_server(self) -> None:
+        """Ask the Hub to stop this server (it cannot start itself again: the browser does that).
+
+        The call runs in a daemon thread: the Hub answers only once this very process has exited, and a
+        pool thread waiting for that answer would hold up the shutdown it asked for.
+        """
+        path = f"/users/{quote(self.user)}/server"
+        if self.server_name:
+            path = f"/users/{quote(self.user)}/servers/{quote(self.server_name)}"
+
+        def call() -> None:
+            try:
+                self._call("DELETE", path)
+            except HubError as e:
+                self.log.error("qcs-jupyter: could not stop the server through JupyterHub: %s", e)
+
+        threading.Thread(target=call, name="qcs-jupyter-stop", daemon=True).start()
 
     def info(self) -> dict[str, Any]:
         if not self.available:

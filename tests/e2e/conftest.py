@@ -65,3 +65,15 @@ def spawn(hub: LocalHub, user: str):
     session.get(f"{hub.url}/hub/spawn/{user}", timeout=90)
     hub.wait_for_server(user)
     return session
+
+
+# These tests run real servers in other processes; pytest-jupyter's in-process server cleanup and its
+# per-test event loop would fight Playwright's own loop, so they are switched off here.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    return None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    return None
