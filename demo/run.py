@@ -1,70 +1,63 @@
-"""Demo: JupyterLab with qcs-jupyter over a throwaway home holding example QCS credentials.
+"""Demo: a local identity provider, JupyterHub with QCSAuthenticator, and JupyterLab with the QCS panel.
 
-Example credentials are self-signed JWTs (they work for the panel and the status, not against QCS).
+Everything runs on 127.0.0.1 (the IdP over plain http so browsers show no certificate warning). Log in as anyone with any password; your server starts with ~/.qcs written
+(homes live in a temporary directory) and JupyterLab opens with the "QCS credentials" panel.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qcs_jupyter.credentials import CredentialStore, TokenSet
-
-
-def example_tokens(user: str, ttl: int) -> TokenSet:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = int(time.time())
-    claims = {"sub": user, "iat": now, "exp": now + ttl}
-    return TokenSet(
-        access_token=jwt.encode(claims, key, algorithm="RS256"),
-        refresh_token="demo-refresh-token",
-        id_token=jwt.encode({**claims, "name": user.title(), "email": f"{user}@example.org"}, key, algorithm="RS256"),
-        scope="openid offline_access profile email",
-        expires_in=ttl,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from demo.localhub import LocalHub
+from demo.localidp import LocalIdP, ensure_node_modules, free_port
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--user", default="ada")
-    parser.add_argument("--ttl", type=int, default=3600, help="access-token lifetime of the example credentials (s)")
-    parser.add_argument("--port", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--port", type=int, default=8000, help="Hub port on 127.0.0.1 (default 8000; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--ttl", type=int, default=300, help="access-token lifetime in seconds (short, to watch live refresh)"
+    )
+    parser.add_argument("--rotate", action="store_true", help="rotate refresh tokens at the IdP (as Okta can)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where homes, logs and the Hub database go")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="qcs-jupyter-demo-"))
-    os.environ["HOME"] = str(home)
-    for name in ("QCS_SETTINGS_FILE_PATH", "QCS_SECRETS_FILE_PATH", "QCS_PROFILE_NAME"):
-        os.environ.pop(name, None)
-    result = CredentialStore().install(example_tokens(args.user, args.ttl))
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="qcs-jupyter-demo-"))
     port = args.port or free_port()
-    print(f"Example credentials written to {result.settings_path} and {result.secrets_path}", flush=True)
-    print(f"Open http://127.0.0.1:{port}/lab (token printed by JupyterLab below)", flush=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--no-browser",
-        f"--notebook-dir={home}",
-    ]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    os.execv(sys.executable, cmd)
+    ensure_node_modules()
+    clients = [{"client_id": "qcs-public", "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}]
+    with (
+        LocalIdP(
+            workdir / "idp", https=True, access_token_ttl=args.ttl, rotate_refresh_tokens=args.rotate, clients=clients
+        ) as idp,
+        LocalHub(
+            workdir / "hub", idp, port=port, refresh_margin=max(10, args.ttl // 5), sync_margin=max(5, args.ttl // 6)
+        ) as hub,
+    ):
+        print(
+            f"\n  qcs-jupyter demo is running.\n"
+            f"  Open {hub.url}/hub/login and sign in as anyone (any password).\n"
+            f"  Identity provider: {idp.issuer}\n"
+            f"  User homes (see ~/.qcs): {hub.homes}\n"
+            f"  Logs: {hub.log_path}\n"
+            f"  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while hub._proc is not None and hub._proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":
