@@ -8,6 +8,7 @@ Used alike by the Hub side, the server extension and the CLI. Writes touch only 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -155,6 +156,27 @@ class CredentialStore:
         self.explicit_profile = profile or profile_from_env()
 
     # -- reading ---------------------------------------------------------------------------------
+    def files_identity(self) -> tuple:
+        """A cheap identity (inode, mtime, size) of both files and our metadata, without following links.
+
+        Equal identities mean an earlier ``read()`` is still current: callers that read often cache on it.
+        """
+
+        def ident(path: Path) -> tuple[int, int, int, int] | None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return None
+            return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
+
+        return (
+            ident(self.paths.settings.parent),
+            ident(self.paths.secrets.parent),
+            ident(self.paths.settings),
+            ident(self.paths.secrets),
+            ident(self.paths.secrets.parent / METADATA_NAME),
+        )
+
     def read(self) -> StoreSnapshot:
         """Read both files; problems with a file are collected in ``errors``, never raised."""
         snap = StoreSnapshot(self.paths, self.explicit_profile or DEFAULT_PROFILE)

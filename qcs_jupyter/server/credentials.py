@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..credentials import CredentialStore, read_status
+from ..credentials import CredentialStore, StoreSnapshot, compute_status
 from .hubsync import HubLink
 
 
@@ -28,6 +28,7 @@ class ServerCredentials:
         self.profile = profile
         self.warning_days = warning_days
         self.hub = HubLink(env, profile=profile, log=log or logging.getLogger(__name__), **(hub_options or {}))
+        self._cache: tuple[Any, StoreSnapshot] | None = None
 
     def start(self) -> None:
         """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
@@ -41,8 +42,15 @@ class ServerCredentials:
     async def status(self) -> dict[str, Any]:
         # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
         store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
-        status = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: read_status(store, warning_days=self.warning_days)
-        )
+        status = compute_status(await self._snapshot(store), warning_days=self.warning_days)
         status["hub"] = self.hub.info()
         return status
+
+    async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
+        """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
+        key = (store.explicit_profile, store.paths, store.files_identity())
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        snap = await asyncio.get_running_loop().run_in_executor(None, store.read)
+        self._cache = (key, snap)
+        return snap

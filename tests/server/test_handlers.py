@@ -54,3 +54,19 @@ async def test_every_route_requires_authentication(
             except tornado.httpclient.HTTPClientError as e:
                 code = e.code
             assert code in (302, 401, 403, 405), f"{method} {path} answered {code} without credentials"
+
+
+async def test_status_follows_file_changes(server_home, jp_fetch, token_response):
+    """The server caches parsed files by identity; every change on disk still shows at once."""
+    CredentialStore().install(TokenSet.from_response(token_response(exp_in=600)))
+    first = json.loads((await jp_fetch("qcs-jupyter", "status")).body)
+    again = json.loads((await jp_fetch("qcs-jupyter", "status")).body)
+    assert first["access_token"]["expires_at"] == again["access_token"]["expires_at"]
+    CredentialStore().install(TokenSet.from_response(token_response(exp_in=7200)))  # atomic replace
+    second = json.loads((await jp_fetch("qcs-jupyter", "status")).body)
+    assert second["access_token"]["expires_at"] > first["access_token"]["expires_at"]
+    secrets = server_home / ".qcs" / "secrets.toml"
+    with secrets.open("a") as fh:  # edited in place, same inode
+        fh.write("[broken\n")
+    third = json.loads((await jp_fetch("qcs-jupyter", "status")).body)
+    assert third["state"] == "error" and any(p["code"] == "file_corrupt" for p in third["problems"])
