@@ -103,6 +103,7 @@ c.JupyterHub.db_url = "sqlite:///" + {str(self.workdir / "jupyterhub.sqlite")!r}
 c.JupyterHub.cookie_secret_file = {str(self.workdir / "jupyterhub_cookie_secret")!r}
 c.JupyterHub.pid_file = {str(self.workdir / "jupyterhub.pid")!r}
 c.JupyterHub.cleanup_servers = True
+c.JupyterHub.allow_named_servers = True
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{username}}"
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]

@@ -290,3 +290,17 @@ def test_confidential_client_refreshes_with_its_secret(tmp_path):
         assert jwt_expiry(fresh) > jwt_expiry(first)
         assert idp.stats()["refresh_ok"] >= 1 and idp.stats()["refresh_failed"] == 0
         assert "s3cret-for-tests" not in hub.log_text()
+
+
+def test_named_server_gets_credentials_and_its_own_restart_url(rotating_hub):
+    hub = rotating_hub
+    session = spawn(hub, "max")
+    hub.api("POST", "/users/max/servers/second")
+    wait_until(
+        lambda: (hub.api("GET", "/users/max")["servers"].get("second") or {}).get("ready"), 60, "the named server"
+    )
+    session.get(f"{hub.url}/user/max/second/lab", timeout=60)
+    status = session.get(f"{hub.url}/user/max/second/qcs-jupyter/status", timeout=30).json()
+    assert status["usable"] and status["hub"]["last_sync_error"] is None
+    assert status["hub"]["spawn_url"] == "/hub/spawn/max/second?next=%2Fuser%2Fmax%2Fsecond%2Flab"
+    assert status["hub"]["restart_available"]
