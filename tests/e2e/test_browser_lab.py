@@ -133,12 +133,24 @@ def test_panel_and_status_bar_show_state(lab, page, make_jwt, state):
         expect(panel.locator("[data-qcs-field=refresh-bar]")).to_be_visible()
     if state == "expiring":
         expect(panel.locator("li.qcs-jupyter-problem[data-qcs-problem=refresh_token_expiring]")).to_be_visible()
+        expect(page.get_by_text("Your QCS refresh token expires soon")).to_be_visible()  # a notification
+    if state == "corrupt":
+        expect(page.get_by_text("Your QCS credentials are not usable")).to_be_visible()
     if state == "expired":
         expect(panel.locator("[data-qcs-field=access-status]")).to_have_text("Expired")
     if state == "missing":
         expect(panel.locator("[data-qcs-section=empty]")).to_contain_text("qcs-jupyter install")
     if state == "corrupt":
         expect(panel.locator("li.qcs-jupyter-problem[data-qcs-problem=file_corrupt]")).to_be_visible()
+    if state == "ok":
+        commands = page.evaluate(
+            "['open', 'restart', 'refresh'].map(c => window.jupyterapp.commands.hasCommand('qcs-jupyter:' + c))"
+        )
+        assert commands == [True, True, True]
+        schema = page.evaluate(
+            "window.jupyterapp.serviceManager.settings.fetch('qcs-jupyter:plugin').then(s => s.schema.properties)"
+        )
+        assert schema["pollInterval"]["default"] == 60 and schema["warningDays"]["default"] == 7
     if state == "ok" and os.environ.get("QCS_JUPYTER_SCREENSHOTS"):
         DOCS.mkdir(exist_ok=True)
         panel.screenshot(path=str(DOCS / "panel-light.png"))
