@@ -336,10 +336,7 @@ def _merge_settings(
 ) -> bool:
     changed = False
     if "default_profile_name" not in doc:
-        # A new key goes before the tables so it stays top-level.
-        doc.add("default_profile_name", profile) if not doc.body else doc.body.insert(
-            0, (tomlkit.key("default_profile_name"), tomlkit.item(profile))
-        )
+        doc["default_profile_name"] = profile  # tomlkit places a new top-level key before the tables
         changed = True
     prof = _table(_table(doc, "profiles", path, "profiles", super_table=True), profile, path, f"profiles.{profile}")
     for key, value, override in (("api_url", QCS_API_URL, api_url), ("grpc_api_url", QCS_GRPC_API_URL, grpc_api_url)):

@@ -305,3 +305,15 @@ def _no_lock(_dir: Path):
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_default_profile_name_added_top_level_before_tables(qcs_dir, token_response):
+    qcs_dir.mkdir(mode=0o700)
+    original = '# mine\n[profiles.other]\napi_url = "https://x"\n'
+    (qcs_dir / "settings.toml").write_text(original)
+    install(TokenSet.from_response(token_response()), profile=None)
+    text = (qcs_dir / "settings.toml").read_text()
+    doc = tomlkit.parse(text).unwrap()
+    assert doc["default_profile_name"] == "default" and doc["profiles"]["other"] == {"api_url": "https://x"}
+    assert text.index("default_profile_name") < text.index("[profiles.other]")
+    assert_lines_kept_in_order(original, text)
