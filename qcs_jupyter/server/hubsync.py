@@ -189,7 +189,12 @@ class HubLink:
             delay = self.next_delay()
             self.state.next_sync_in = delay
             await asyncio.sleep(delay)
-            await self.pull()
+            try:
+                await self.pull()
+            except Exception:  # a bug here must not end the keep-fresh loop for the server's lifetime
+                self._failures += 1
+                self.state.last_sync_error = "internal error while updating credentials; see the server log"
+                self.log.exception("qcs-jupyter: unexpected error while updating QCS credentials")
 
     def stop(self) -> None:
         if self._task is not None:
