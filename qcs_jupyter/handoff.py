@@ -92,18 +92,20 @@ def parse_payload(data: dict[str, Any]) -> Handoff:
     if mode not in (MODE_HUB, MODE_SHARED):
         raise ValueError(f"unknown credentials mode {mode!r} from the Hub")
     tokens = TokenSet.from_response(data["token"])
-    obtained = data.get("access_token_obtained_at")
-    if isinstance(obtained, str):
-        tokens.updated_at = parse_rfc3339(obtained)
-    refresh_obtained = data.get("refresh_token_obtained_at")
-    if isinstance(refresh_obtained, str):
-        tokens.refresh_token_obtained_at = parse_rfc3339(refresh_obtained)
+    obtained = _time(data, "access_token_obtained_at")
+    if obtained is not None:
+        tokens.updated_at = obtained
+    tokens.refresh_token_obtained_at = _time(data, "refresh_token_obtained_at")
     if mode == MODE_HUB and data.get("refresh_token_held_by_hub"):
         tokens.managed_by = MANAGED_BY_HUB
-    server = data.get("auth_server") or {}
-    if not isinstance(server.get("issuer"), str) or not isinstance(server.get("client_id"), str):
+    server = data.get("auth_server")
+    if (
+        not isinstance(server, dict)
+        or not isinstance(server.get("issuer"), str)
+        or not isinstance(server.get("client_id"), str)
+    ):
         raise ValueError("the Hub sent no issuer/client_id")
-    expires = data.get("access_token_expires_at")
+    expires = _time(data, "access_token_expires_at")
     return Handoff(
         tokens=tokens,
         auth_server=AuthServer(server["issuer"], server["client_id"]),
@@ -111,6 +113,19 @@ def parse_payload(data: dict[str, Any]) -> Handoff:
         api_url=data.get("api_url"),
         grpc_api_url=data.get("grpc_api_url"),
         profile=data.get("profile"),
-        access_token_expires_at=parse_rfc3339(expires) if isinstance(expires, str) else tokens.access_expires_at,
+        access_token_expires_at=expires or tokens.access_expires_at,
         refresh_error=data.get("refresh_error"),
     )
+
+
+def _time(data: dict[str, Any], field: str) -> datetime | None:
+    """An optional RFC 3339 field of the Hub's document; anything else is refused by name."""
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            pass
+    raise ValueError(f"the Hub sent {field}={value!r}, not an RFC 3339 time")

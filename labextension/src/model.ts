@@ -302,6 +302,19 @@ export class QCSModel implements IDisposable {
     }
     this._pollInterval = value;
     this._poll.frequency = this._frequency();
+    // A new frequency applies only from the next tick on: reschedule the pending one now.
+    const phase = this._poll.state.phase;
+    if (
+      !this._poll.isDisposed &&
+      phase !== 'constructed' &&
+      phase !== 'stopped' &&
+      phase !== 'standby'
+    ) {
+      void this._poll.schedule({
+        interval: value * 1000,
+        phase: 'reconnected'
+      });
+    }
   }
 
   get warningDays(): number {

@@ -16,6 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
@@ -234,8 +239,6 @@ class CredentialStore:
                 )
                 tokens_changed, kept_newer, dropped = _merge_secrets(secrets_doc, profile, tokens, secrets_path)
                 result.kept_newer = kept_newer
-                if dropped:
-                    result.notes.append(f"replaced [credentials.{profile}.{dropped}] with a token_payload")
                 # Optimistic check: the SDK writes secrets.toml without our lock; never overwrite its refresh.
                 if (
                     safefile.current_identity(secrets_fd, secrets_path.name) != secrets_id
@@ -243,12 +246,21 @@ class CredentialStore:
                 ):
                     continue
                 if tokens_changed or secrets_id is None:
-                    safefile.write_atomic(secrets_fd, secrets_path, tomlkit.dumps(secrets_doc))
+                    text = _render(secrets_doc, secrets_path)
+                    if dropped:  # e.g. a client secret the user may still want: keep a copy beside the file
+                        backup = safefile.backup_file(
+                            secrets_fd, secrets_path, safefile.read_raw(secrets_fd, secrets_path) or b"", "replaced"
+                        )
+                        result.backups.append(backup)
+                        result.notes.append(
+                            f"replaced [credentials.{profile}.{dropped}] with a token_payload; the old file was kept in {backup}"
+                        )
+                    safefile.write_atomic(secrets_fd, secrets_path, text)
                     result.tokens_written = tokens_changed
                     if tokens_changed:
                         _record_metadata(secrets_fd, secrets_path.parent / METADATA_NAME, profile, tokens)
                 if settings_changed or settings_id is None:
-                    safefile.write_atomic(settings_fd, settings_path, tomlkit.dumps(settings_doc))
+                    safefile.write_atomic(settings_fd, settings_path, _render(settings_doc, settings_path))
                     result.settings_written = True
                 return result
             raise CredentialFileError(
@@ -265,7 +277,29 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def _str_or(value: Any, default: str) -> str:
-    return value if isinstance(value, str) and value else default
+    # A plain str: the file's own tomlkit item would carry its comments along wherever we insert it.
+    return str(value) if isinstance(value, str) and value else default
+
+
+def _render(doc: tomlkit.TOMLDocument, path: Path) -> str:
+    """The text to write, checked by a strict TOML parser to mean exactly the data we merged.
+
+    tomlkit can misplace a new table after dotted keys (``a.b = 1``), silently moving a later top-level key
+    into our table; such a file is refused rather than changed behind the user's back.
+    """
+    text = tomlkit.dumps(doc)
+    try:
+        same = tomllib.loads(text) == doc.unwrap()
+    except tomllib.TOMLDecodeError:
+        same = False
+    if not same:
+        raise CredentialFileError(
+            path,
+            "cannot be updated without changing the meaning of keys outside our profile (it uses dotted keys such as `profiles.x.api_url = ...`)",
+            kind="invalid",
+            action="Rewrite the dotted keys as [table] sections, then try again; the file was left unchanged.",
+        )
+    return text
 
 
 def _parse(path: Path, text: str) -> tomlkit.TOMLDocument:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -33,6 +34,13 @@ def parse_rfc3339(value: str) -> datetime:
 
 def jwt_claims(token: str) -> dict[str, Any] | None:
     """The claims of a JWT, read without verifying it (as the QCS SDK does); None if it is not a JWT."""
+    claims = _decoded_claims(token)
+    return dict(claims) if claims is not None else None
+
+
+@functools.lru_cache(maxsize=64)
+def _decoded_claims(token: str) -> dict[str, Any] | None:
+    # The status is computed on every poll from the same few tokens: decode each once.
     try:
         claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
     except jwt.PyJWTError:

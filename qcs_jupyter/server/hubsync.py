@@ -115,6 +115,10 @@ class HubLink:
             except ValueError:
                 message = e.reason
             raise HubError(_explain(e.code, str(message))) from None
+        except json.JSONDecodeError:
+            raise HubError(
+                f"{self.api_url} answered with something that is not JSON; check JUPYTERHUB_API_URL. Your current credentials are kept."
+            ) from None
         except (OSError, ValueError) as e:
             raise HubError(
                 f"JupyterHub did not answer ({getattr(e, 'reason', e)}); your current credentials are kept."

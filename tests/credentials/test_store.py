@@ -139,6 +139,7 @@ def test_other_credential_kind_replaced_and_reported(qcs_dir, token_response):
     doc = tomlkit.parse((qcs_dir / "secrets.toml").read_text()).unwrap()
     assert list(doc["credentials"]["default"]) == ["token_payload"]
     assert any("externally_managed" in n for n in result.notes)
+    assert len(result.backups) == 1 and "externally_managed" in result.backups[0].read_text()
 
 
 def test_refresh_token_age_is_recorded_once(qcs_dir, token_response):

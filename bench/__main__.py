@@ -1,0 +1,10 @@
+"""``python -m bench``: see ``bench/run.py``."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # demo/ sits beside bench/
+
+from bench.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""The local stacks the benchmarks run against: ``demo/``'s IdP and Hub, plus a plain-GenericOAuthenticator Hub."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from demo.localhub import PROXY_DIR, LocalHub, login_with_http
+from demo.localidp import LocalIdP, ensure_node_modules, free_port
+
+CLIENT_ID = "qcs-public"
+
+
+class BaselineHub(LocalHub):
+    """The same Hub, proxy and spawner as ``LocalHub``, but with oauthenticator's plain ``GenericOAuthenticator``.
+
+    No ``configure_hub``, and the user servers run without the qcs_jupyter server extension: this is what a
+    Hub costs without qcs-jupyter at all.
+    """
+
+    def config_text(self) -> str:
+        server_config = {
+            "ServerApp": {"jpserver_extensions": {"qcs_jupyter": False}},
+            "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
+        }
+        user_config = self.workdir / "user-config"
+        user_config.mkdir(parents=True, exist_ok=True)
+        (user_config / "jupyter_server_config.json").write_text(json.dumps(server_config))
+        root_args = ["--allow-root"] if os.geteuid() == 0 else []
+        idp = self.idp
+        return f"""
+c = get_config()  # noqa: F821
+c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
+c.JupyterHub.load_roles = [
+    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
+]
+c.JupyterHub.authenticator_class = "oauthenticator.generic.GenericOAuthenticator"
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {self.port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {self.hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{str(PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy")!r}]
+c.JupyterHub.db_url = "sqlite:///" + {str(self.workdir / "jupyterhub.sqlite")!r}
+c.JupyterHub.cookie_secret_file = {str(self.workdir / "jupyterhub_cookie_secret")!r}
+c.JupyterHub.pid_file = {str(self.workdir / "jupyterhub.pid")!r}
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{username}}"
+c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = {root_args!r}
+c.Spawner.default_url = "/lab"
+c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(user_config)!r}}}
+c.Spawner.start_timeout = 60
+c.Spawner.http_timeout = 60
+c.GenericOAuthenticator.client_id = {self.client_id!r}
+c.GenericOAuthenticator.client_secret = {self.client_secret or ""!r}
+c.GenericOAuthenticator.authorize_url = {idp.authorize_url!r}
+c.GenericOAuthenticator.token_url = {idp.token_url!r}
+c.GenericOAuthenticator.userdata_url = {idp.userinfo_url!r}
+c.GenericOAuthenticator.scope = ["openid", "offline_access", "profile", "email"]
+c.GenericOAuthenticator.username_claim = "preferred_username"
+c.GenericOAuthenticator.enable_auth_state = True
+c.GenericOAuthenticator.oauth_callback_url = {self.callback_url!r}
+c.GenericOAuthenticator.allow_all = True
+{self.extra_config}
+"""
+
+
+def callback(port: int) -> str:
+    return f"http://127.0.0.1:{port}/hub/oauth_callback"
+
+
+def make_idp(workdir: Path, ports: list[int], **options: Any) -> LocalIdP:
+    """A (not yet started) https IdP with one public client that may redirect to a Hub on each of ``ports``."""
+    ensure_node_modules()
+    clients = [{"client_id": CLIENT_ID, "redirect_uris": [callback(p) for p in ports]}]
+    return LocalIdP(workdir, https=True, clients=clients, **options)
+
+
+@contextlib.contextmanager
+def qcs_stack(
+    workdir: Path,
+    *,
+    ttl: int = 3600,
+    rotate: bool = False,
+    idp_options: dict[str, Any] | None = None,
+    **hub_options: Any,
+) -> Iterator[LocalHub]:
+    """A started IdP and QCS Hub (``LocalHub``); stops both on exit."""
+    port = free_port()
+    with make_idp(
+        workdir / "idp", [port], access_token_ttl=ttl, rotate_refresh_tokens=rotate, **(idp_options or {})
+    ) as idp:
+        hub = LocalHub(workdir / "hub", idp, port=port, client_id=CLIENT_ID, **hub_options)
+        try:
+            hub.start()
+            yield hub
+        finally:
+            hub.stop()
+
+
+def hub_api_url(hub: LocalHub) -> str:
+    """The Hub's own API address, as user servers get it in JUPYTERHUB_API_URL (not through the proxy)."""
+    return f"http://127.0.0.1:{hub.hub_port}/hub/api"
+
+
+def server_model(hub: LocalHub, user: str) -> dict[str, Any] | None:
+    return (hub.api("GET", f"/users/{user}").get("servers") or {}).get("")
+
+
+def start_server(hub: LocalHub, user: str, timeout: float = 90.0, poll: float = 0.05) -> float:
+    """Start ``user``'s default server through the admin API; seconds until the Hub reports it ready."""
+    started = time.perf_counter()
+    hub.api("POST", f"/users/{user}/server")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = server_model(hub, user)
+        if model and model.get("ready"):
+            return time.perf_counter() - started
+        time.sleep(poll)
+    raise TimeoutError(f"{user}'s server was not ready within {timeout:.0f} s")
+
+
+def stop_server(hub: LocalHub, user: str, timeout: float = 60.0, poll: float = 0.05) -> None:
+    hub.api("DELETE", f"/users/{user}/server")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server_model(hub, user):
+            return
+        time.sleep(poll)
+    raise TimeoutError(f"{user}'s server did not stop within {timeout:.0f} s")
+
+
+__all__ = [
+    "CLIENT_ID",
+    "BaselineHub",
+    "LocalHub",
+    "LocalIdP",
+    "free_port",
+    "hub_api_url",
+    "login_with_http",
+    "make_idp",
+    "qcs_stack",
+    "start_server",
+    "stop_server",
+]

@@ -1,0 +1,254 @@
+"""P3: throughput of ``GET qcs-jupyter/status`` ÷ jupyter-server's own ``GET /api/status``, same server, same client.
+
+One plain ``jupyter server`` with the extension over a temporary HOME with credentials. The client keeps N
+keep-alive connections busy from one selector loop over raw sockets (far lighter than ``requests``, so the
+server, not the client, is what saturates), hitting one endpoint for a fixed time; rounds alternate the endpoints
+(A,B then B,A) to cancel drift. The server's CPU time per request is reported beside the rates. ``--profile`` (or a ratio under
+the goal) runs the server once more under cProfile and reports where the status handler's time goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import pstats
+import re
+import selectors
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import Figure, Goal, Options, patched_environ, quiet_logger, summary
+from .jupyter import JupyterProc
+
+GOAL = Goal(">=", 0.8)
+ENDPOINTS = {"qcs": "/qcs-jupyter/status", "baseline": "/api/status"}
+MAX_LOOP_ITERATIONS = 5_000_000
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+
+try:  # psutil comes with the Jupyter stack here; the figure does not depend on it
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
+
+
+class _Conn:
+    """One keep-alive connection of the load client: a pre-built request, a receive buffer, a start time."""
+
+    def __init__(self, port: int, request: bytes) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.request, self.buf, self.sent_at = request, b"", 0.0
+
+    def send(self) -> None:
+        self.sent_at = time.perf_counter()
+        self.sock.sendall(self.request)  # a few hundred bytes: fits the socket buffer at once
+
+    def take_response(self) -> int | None:
+        """The status of one complete response at the head of the buffer (consumed), or None if incomplete."""
+        head_end = self.buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        head = self.buf[:head_end]
+        match = _CONTENT_LENGTH.search(head)
+        if match is None:
+            raise ValueError("response without Content-Length")
+        end = head_end + 4 + int(match.group(1))
+        if len(self.buf) < end:
+            return None
+        self.buf = self.buf[end:]
+        return int(head[9:12])
+
+
+def hammer(server: JupyterProc, path: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """``concurrency`` keep-alive connections GET ``path`` back to back for ``seconds``.
+
+    A single-threaded selector loop over raw sockets: a few tens of microseconds of client work per request,
+    so the server (one core, one event loop) is what saturates. Returns requests, errors, latencies, server CPU.
+    """
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: token {server.token}\r\n\r\n"
+    ).encode()
+    proc = psutil.Process(server.proc.pid) if psutil and server.proc else None
+    cpu_before = sum(proc.cpu_times()[:2]) if proc else None
+    sel = selectors.DefaultSelector()
+    latencies: list[float] = []
+    errors = 0
+    started = time.monotonic()
+    deadline = started + seconds
+    conns = [_Conn(server.port, request) for _ in range(concurrency)]
+    for conn in conns:
+        sel.register(conn.sock, selectors.EVENT_READ, conn)
+        conn.send()
+    open_conns = len(conns)
+    for _ in range(MAX_LOOP_ITERATIONS):
+        if open_conns == 0 or time.monotonic() >= deadline + 30:
+            break
+        for key, _ in sel.select(timeout=1.0):
+            conn: _Conn = key.data
+            data = conn.sock.recv(262144)
+            if not data:
+                raise ConnectionError(f"the server closed a keep-alive connection on {path}")
+            conn.buf += data
+            status = conn.take_response()
+            if status is None:
+                continue
+            latencies.append(time.perf_counter() - conn.sent_at)
+            errors += status != 200
+            if time.monotonic() < deadline:
+                conn.send()
+            else:
+                sel.unregister(conn.sock)
+                conn.sock.close()
+                open_conns -= 1
+    wall = time.monotonic() - started
+    for conn in conns:
+        conn.sock.close()
+    sel.close()
+    cpu = (sum(proc.cpu_times()[:2]) - cpu_before) if proc else None
+    return {"requests": len(latencies), "errors": errors, "wall": wall, "latencies": latencies, "server_cpu": cpu}
+
+
+def _measure(server: JupyterProc, rounds: int, seconds: float, concurrency: int, say) -> dict[str, dict[str, Any]]:
+    totals = {name: {"requests": 0, "errors": 0, "wall": 0.0, "latencies": [], "server_cpu": 0.0} for name in ENDPOINTS}
+    for path in ENDPOINTS.values():  # warm-up, not counted
+        hammer(server, path, min(1.0, seconds), concurrency)
+    for r in range(rounds):
+        order = list(ENDPOINTS.items()) if r % 2 == 0 else list(reversed(ENDPOINTS.items()))
+        for name, path in order:
+            result = hammer(server, path, seconds, concurrency)
+            for key in ("requests", "errors", "wall"):
+                totals[name][key] += result[key]
+            totals[name]["latencies"].extend(result["latencies"])
+            totals[name]["server_cpu"] += result["server_cpu"] or 0.0
+            say(f"P3 round {r + 1}/{rounds} {name}: {result['requests'] / result['wall']:.0f} req/s")
+    return totals
+
+
+def _describe(total: dict[str, Any]) -> dict[str, Any]:
+    rate = total["requests"] / total["wall"] if total["wall"] else 0.0
+    cpu = total["server_cpu"]
+    return {
+        "requests": total["requests"],
+        "errors": total["errors"],
+        "seconds": round(total["wall"], 2),
+        "requests_per_s": round(rate, 1),
+        "latency_ms": summary(total["latencies"], 1000),
+        "server_cpu_ms_per_request": round(cpu * 1000 / total["requests"], 3) if total["requests"] and cpu else None,
+        "server_cpu_utilisation": round(cpu / total["wall"], 2) if total["wall"] and cpu else None,
+    }
+
+
+def profile_status(workdir: Path, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Run the server under cProfile, GET the status for ``seconds``, and list where the time went."""
+    out = workdir / "status.prof"
+    server = JupyterProc(workdir, wrap=[sys.executable, "-m", "cProfile", "-o", str(out)])
+    with server:
+        base = hammer(server, ENDPOINTS["baseline"], seconds, concurrency)["requests"]
+        n = hammer(server, ENDPOINTS["qcs"], seconds, concurrency)["requests"]
+    if not out.exists():
+        return {"error": "cProfile wrote no output (the server did not exit cleanly)"}
+    stats = pstats.Stats(str(out))
+    rows = []
+    for (filename, line, func), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((cumtime, tottime, calls, f"{Path(filename).name}:{line}({func})", filename))
+    per = 1e6 / max(n, 1)
+
+    def fmt(row) -> dict[str, Any]:
+        return {
+            "function": row[3],
+            "calls": row[2],
+            "cum_us_per_req": round(row[0] * per, 1),
+            "tot_s": round(row[1], 3),
+        }
+
+    ours = sorted((r for r in rows if "qcs_jupyter" in r[4]), reverse=True)[:12]
+    by_tottime = sorted(rows, key=lambda r: r[1], reverse=True)[:12]
+    return {
+        "status_requests_profiled": n,
+        "baseline_requests_profiled": base,
+        "note": "cum_us_per_req divides whole-run cumulative time by the status requests (both endpoints ran)",
+        "qcs_jupyter_by_cumulative": [fmt(r) for r in ours],
+        "all_by_own_time": [fmt(r) for r in by_tottime],
+    }
+
+
+def compute_status_cost(home: Path, n: int = 2000) -> dict[str, Any]:
+    """In-process: microseconds per ``compute_status`` call, as is and with JWT claims decoded once per token.
+
+    The second number is a what-if for the suggestion in the report (memoize ``jwt_claims``); qcs_jupyter's
+    modules are patched only for the duration of this function.
+    """
+    from qcs_jupyter.credentials import CredentialStore, QCSPaths, compute_status
+    from qcs_jupyter.credentials import status as status_module
+    from qcs_jupyter.credentials import tokens as tokens_module
+
+    snap = CredentialStore(paths=QCSPaths.from_env({}, home=home)).read()
+
+    def per_call() -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            compute_status(snap)
+        return (time.perf_counter() - started) / n * 1e6
+
+    def handler_work() -> float:
+        """What the status handler runs besides tornado: ``ServerCredentials.status()`` (no Hub here)."""
+        from qcs_jupyter.server.credentials import ServerCredentials
+
+        async def loop() -> float:
+            creds = ServerCredentials(env={}, log=quiet_logger("status"))
+            await creds.status()  # fills the snapshot cache, as the first request does
+            started = time.perf_counter()
+            for _ in range(n):
+                await creds.status()
+            return (time.perf_counter() - started) / n * 1e6
+
+        with patched_environ({"HOME": str(home)}):
+            return asyncio.run(loop())
+
+    as_is = per_call()
+    whole = handler_work()
+    original = tokens_module.jwt_claims
+    cached = functools.lru_cache(maxsize=64)(original)
+    try:
+        tokens_module.jwt_claims = status_module.jwt_claims = cached
+        memoized = per_call()
+    finally:
+        tokens_module.jwt_claims = status_module.jwt_claims = original
+    return {
+        "server_credentials_status_us": round(whole, 1),
+        "compute_status_us": round(as_is, 1),
+        "compute_status_with_memoized_jwt_claims_us": round(memoized, 1),
+        "calls": n,
+    }
+
+
+def run(opts: Options) -> Figure:
+    rounds, seconds, concurrency = (1, 2.0, 4) if opts.quick else (4, 5.0, 8)
+    with JupyterProc(opts.workdir / "server") as server:
+        totals = _measure(server, rounds, seconds, concurrency, opts.say)
+    described = {name: _describe(total) for name, total in totals.items()}
+    ratio = described["qcs"]["requests_per_s"] / described["baseline"]["requests_per_s"]
+    details: dict[str, Any] = {
+        "qcs_jupyter_status": described["qcs"],
+        "api_status": described["baseline"],
+        "rounds": rounds,
+        "seconds_per_endpoint_per_round": seconds,
+        "concurrent_connections": concurrency,
+        "client": "one selector loop, N keep-alive raw-socket connections, token in the Authorization header",
+    }
+    if opts.profile or not GOAL.met(ratio):
+        opts.say("P3 profiling the status handler under cProfile")
+        details["profile"] = profile_status(opts.workdir / "profile", seconds, concurrency)
+        details["in_process"] = compute_status_cost(opts.workdir / "server" / "home")
+    return Figure(
+        id="P3",
+        name="GET qcs-jupyter/status ÷ GET /api/status throughput",
+        value=round(ratio, 3),
+        unit="ratio",
+        goal=GOAL,
+        details=details,
+    )

@@ -1,0 +1,641 @@
+"""The bad-input catalogue: every odd input a user can meet, what they see, and that no content is lost.
+
+``CATALOGUE`` is the single list: each entry names the input (its id, also the row of the README table
+"Reliability: the bad-input catalogue"), the layer, what the user sees, what happens to their files, and
+the words (``needles``) the user-facing text must contain. ``SCENARIOS`` holds one function per id that
+builds the input, runs the user-facing path (the CLI where there is one), asserts the exit code and that
+every pre-existing file is unchanged (or kept in a ``*.corrupt-*`` backup), and returns the text shown.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import tomlkit
+
+from qcs_jupyter.cli import main as cli_main
+from qcs_jupyter.credentials import CredentialStore, TokenSet
+from qcs_jupyter.credentials.tokens import rfc3339
+from qcs_jupyter.handoff import parse_payload
+from qcs_jupyter.server.hubsync import HubLink
+from tests.helpers import read_only
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_SECTION = "## Reliability: the bad-input catalogue"
+
+
+class Entry(NamedTuple):
+    id: str
+    layer: str
+    sees: str  # what the user sees (the README's second column)
+    files: str  # what happens to their files (the README's third column)
+    needles: tuple[str, ...]  # words the user-facing text must contain
+    bug: str | None = None  # a known bug: the scenario is a strict xfail with this reason
+
+
+KEPT = "unchanged"
+BACKUP = "kept as `NAME.corrupt-<time>`, then replaced"
+REFUSED = "refused; unchanged"
+
+# fmt: off
+CATALOGUE: list[Entry] = [
+    # --- the files -------------------------------------------------------------------------------------------
+    Entry("settings-not-toml", "files", "`status` exits 2: settings.toml is not valid TOML (line, column) → fix the syntax; `install` notes where the old content was kept", BACKUP, ("settings.toml is not valid TOML", "Fix the syntax", "settings.toml.corrupt-")),
+    Entry("secrets-not-toml", "files", "`status` exits 2: secrets.toml is not valid TOML → fix the syntax; `install` notes the backup", BACKUP, ("secrets.toml is not valid TOML", "Fix the syntax", "secrets.toml.corrupt-")),
+    Entry("settings-not-utf8", "files", "`status` exits 2: not valid UTF-8 (byte, offset) → TOML files must be UTF-8; `install` notes the backup", BACKUP, ("is not valid UTF-8 (byte 0xff at offset 0)", "must be UTF-8", "settings.toml.corrupt-")),
+    Entry("secrets-not-utf8", "files", "as above, for secrets.toml", BACKUP, ("is not valid UTF-8", "must be UTF-8", "secrets.toml.corrupt-")),
+    Entry("secrets-is-directory", "files", "`status`/`install` exit 2: secrets.toml is a directory → move it aside", REFUSED, ("secrets.toml is a directory", "Move it aside")),
+    Entry("settings-is-directory", "files", "`status`/`install` exit 2: settings.toml is a directory → move it aside", REFUSED, ("settings.toml is a directory", "Move it aside")),
+    Entry("secrets-symlink", "files", "`status`/`install` exit 2: is a symbolic link; refusing to follow it → replace the link or set QCS_SECRETS_FILE_PATH", "refused; link and its target unchanged", ("secrets.toml is a symbolic link", "refusing to follow", "QCS_SECRETS_FILE_PATH")),
+    Entry("settings-symlink", "files", "as above, for settings.toml", "refused; link and its target unchanged", ("settings.toml is a symbolic link", "Replace the link")),
+    Entry("qcs-dir-symlink", "files", "`install` exits 2: ~/.qcs is a symbolic link → replace it with the real directory", "refused; nothing written through the link", ("/.qcs is a symbolic link", "Replace the link")),
+    Entry("dangling-symlink", "files", "`status`/`install` exit 2: is a symbolic link (even with no target)", "refused; no target file created", ("secrets.toml is a symbolic link", "refusing to follow")),
+    Entry("secrets-fifo", "files", "`status`/`install` exit 2 at once (no hang): is not a regular file → move it aside", REFUSED, ("secrets.toml is not a regular file", "Move it aside")),
+    Entry("qcs-read-only", "files", "`install` exits 2: cannot be written: Permission denied (or read-only); the existing file was left unchanged → make it writable", KEPT, ("cannot be written", "the existing file was left unchanged", "writable")),
+    Entry("disk-full", "files", "`install` exits 2: No space left on device; the existing file was left unchanged → free some disk space", "unchanged; no temp file left", ("No space left on device", "the existing file was left unchanged", "Free some disk space")),
+    Entry("expires-in-string", "files", "`status` exits 1: expires_in is '3600', not an integer; the QCS client rejects the file → get new credentials", KEPT, ("expires_in in secrets.toml is '3600', not an integer", "qcs-jupyter install")),
+    Entry("expires-in-bool", "files", "`status` exits 1: expires_in is True, not an integer", KEPT, ("expires_in in secrets.toml is True, not an integer",)),
+    Entry("expires-in-float", "files", "`status` exits 1: expires_in is 3600.0, not an integer", KEPT, ("expires_in in secrets.toml is 3600.0, not an integer",)),
+    Entry("updated-at-bare-datetime", "files", "`status` exits 1: updated_at is a bare TOML date-time → quote it", KEPT, ("bare TOML date-time", "Quote it")),
+    Entry("updated-at-not-rfc3339", "files", "`status` exits 1: updated_at ('yesterday') is not an RFC 3339 time", KEPT, ("updated_at in secrets.toml ('yesterday') is not an RFC 3339 time",)),
+    Entry("profiles-not-a-table", "files", "`install` exits 2: `profiles` is a str, not a table → fix or remove it", REFUSED, ("`profiles` is a str, not a table", "Fix or remove `profiles`")),
+    Entry("credentials-client-credentials", "files", "`status` warns: holds no token_payload; `install` notes it replaced the client_credentials", "other profiles unchanged; `[credentials.<p>.client_credentials]` replaced (the SDK takes one kind)", ("holds no token_payload", "replaced [credentials.default.client_credentials] with a token_payload")),
+    Entry("auth-server-without-issuer", "files", "`status`: [auth_servers.default] lacks issuer; the QCS client refuses it → add it or remove the table", KEPT, ("lacks issuer", "Add the missing key")),
+    Entry("issuer-trailing-slash", "files", "`status`: the issuer ends with '/'; token refresh will fail → remove it", KEPT, ("ends with '/'", "Remove the trailing slash")),
+    Entry("secrets-world-readable", "files", "`status` warns: can be read by other users (mode 0644) → chmod 600 PATH", KEPT, ("can be read by other users (mode 0644)", "chmod 600")),
+    Entry("secrets-empty", "files", "`status` exits 1: secrets.toml has no [credentials.default.token_payload] → get new credentials", KEPT, ("has no [credentials.default.token_payload]", "qcs-jupyter install")),
+    Entry("settings-huge", "files", "`install` works on a 1 MB settings.toml in seconds", "every user line kept, in order", ("Installed credentials",)),
+    Entry("dotted-keys-captured", "files", "`install` exits 2: cannot be updated without changing the meaning of keys outside our profile (dotted keys) → rewrite them as [table] sections", REFUSED, ("dotted keys", "Rewrite the dotted keys as [table] sections")),
+    Entry("default-profile-name-comment-leak", "files", "`install` succeeds", "the user's `default_profile_name` line keeps its bytes (no comment copied onto it)", ("Installed credentials",)),
+    Entry("out-of-order-tables-regrouped", "files", "`install` succeeds", "every line and value kept; a table family split by `[[array]]` tables is regrouped (TOML meaning unchanged)", ("Installed credentials",)),
+    # --- the tokens in the file ------------------------------------------------------------------------------------
+    Entry("access-token-not-jwt", "tokens", "`status` exits 1: the access token is not a JWT; the QCS client will treat it as expired", KEPT, ("The access token is not a JWT",)),
+    Entry("jwt-without-exp", "tokens", "`status` exits 1: the access token has no usable exp claim", KEPT, ("has no usable exp claim",)),
+    Entry("jwt-exp-string", "tokens", "`status` exits 1: has no usable exp claim (exp is a string)", KEPT, ("has no usable exp claim",)),
+    Entry("expired-no-refresh", "tokens", "`status` exits 1: the access token expired at TIME; there is no refresh token → restart from the QCS panel, or `qcs-jupyter install`", KEPT, ("The access token expired at", "There is no refresh token", "Restart your server")),
+    Entry("refresh-token-over-90-days", "tokens", "`status`: the refresh token is 100 days old; QCS refresh tokens last 90 days", KEPT, ("is 100 days old", "last 90 days")),
+    # --- `qcs-jupyter install TOKEN_JSON` ------------------------------------------------------------------------------
+    Entry("install-garbage-json", "install", "exit 1: TOKEN_JSON is not a usable token response: not valid JSON: MSG at line L column C", KEPT, ("is not a usable token response", "not valid JSON", "line 1 column 2")),
+    Entry("install-json-array", "install", "exit 1: expected a JSON object with an access_token, got list", KEPT, ("expected a JSON object with an access_token, got list",)),
+    Entry("install-missing-access-token", "install", "exit 1: the token response has no access_token", KEPT, ("has no access_token",)),
+    Entry("install-access-token-not-string", "install", "exit 1: no access_token (a non-empty string is required)", KEPT, ("a non-empty string is required",)),
+    Entry("install-negative-expires-in", "install", "exit 1: expires_in must be a non-negative integer number of seconds, got -5", KEPT, ("expires_in must be a non-negative integer", "got -5")),
+    Entry("install-unknown-wrapper", "install", "exit 1: the token response has no access_token (only `token_payload` wrappers are unwrapped)", KEPT, ("has no access_token",)),
+    Entry("install-file-missing", "install", "exit 2: cannot read PATH: No such file or directory", KEPT, ("cannot read", "No such file or directory")),
+    Entry("install-issuer-without-client-id", "install", "exit 1: --issuer and --client-id go together", KEPT, ("--issuer and --client-id go together",)),
+    # --- the Hub's handoff document -------------------------------------------------------------------------------------
+    Entry("handoff-wrong-version", "handoff", "ValueError: the Hub sent a credentials document this version of qcs-jupyter does not understand", KEPT, ("does not understand",)),
+    Entry("handoff-unknown-mode", "handoff", "ValueError: unknown credentials mode 'both' from the Hub", KEPT, ("unknown credentials mode 'both'",)),
+    Entry("handoff-missing-token", "handoff", "ValueError: ... does not understand", KEPT, ("does not understand",)),
+    Entry("handoff-token-without-access-token", "handoff", "ValueError: the token response has no access_token", KEPT, ("has no access_token",)),
+    Entry("handoff-missing-auth-server", "handoff", "ValueError: the Hub sent no issuer/client_id", KEPT, ("no issuer/client_id",)),
+    Entry("handoff-auth-server-not-object", "handoff", "ValueError naming issuer/client_id", KEPT, ("issuer/client_id",)),
+    Entry("handoff-bad-timestamp", "handoff", "ValueError naming the field access_token_obtained_at", KEPT, ("access_token_obtained_at",)),
+    # --- the server's link to the Hub -----------------------------------------------------------------------------------
+    Entry("hub-unreachable", "hub", "panel/log: JupyterHub did not answer (Connection refused); your current credentials are kept", KEPT, ("JupyterHub did not answer", "Connection refused", "your current credentials are kept")),
+    Entry("hub-401", "hub", "JupyterHub says the QCS login has expired (MSG). Log out of JupyterHub and log in again.", KEPT, ("QCS login has expired (token expired)", "Log out of JupyterHub and log in again")),
+    Entry("hub-403", "hub", "JupyterHub refused (MSG). The Hub's admin must enable qcs-jupyter's scopes (configure_hub(c)).", KEPT, ("JupyterHub refused (missing scope)", "configure_hub(c)")),
+    Entry("hub-404", "hub", "JupyterHub has no QCS credentials for you (MSG). Is the Hub using QCSAuthenticator? Log in again.", KEPT, ("has no QCS credentials for you", "QCSAuthenticator")),
+    Entry("hub-500", "hub", "JupyterHub answered HTTP 500 (MSG); your current credentials are kept.", KEPT, ("JupyterHub answered HTTP 500 (boom)", "your current credentials are kept")),
+    Entry("hub-502-html", "hub", "JupyterHub answered HTTP 502 (Bad Gateway); your current credentials are kept.", KEPT, ("JupyterHub answered HTTP 502 (Bad Gateway)",)),
+    Entry("hub-bad-document", "hub", "the Hub sent a credentials document this version of qcs-jupyter does not understand", KEPT, ("does not understand",)),
+    Entry("hub-api-url-not-http", "hub", "JUPYTERHUB_API_URL is not an http(s) URL: 'hub:8081'", KEPT, ("JUPYTERHUB_API_URL is not an http(s) URL",)),
+    Entry("hub-200-not-json", "hub", "an error saying the Hub's answer is not JSON", KEPT, ("not JSON",)),
+    Entry("hub-auth-server-not-object", "hub", "pull_blocking() returns False and records issuer/client_id", KEPT, ("issuer/client_id",)),
+]
+# fmt: on
+
+QCS_SETTINGS = """\
+default_profile_name = "default"
+
+[profiles.default]
+api_url = "https://api.qcs.rigetti.com"
+auth_server_name = "default"
+credentials_name = "default"
+
+[auth_servers.default]
+client_id = "0oa3ykoirzDKpkfzk357"
+issuer = "https://auth.qcs.rigetti.com/oauth2/aus8jcovzG0gW2TUG355"
+"""
+
+
+# --- the harness ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Ctx:
+    home: Path
+    qcs: Path
+    tmp: Path
+    make_jwt: Callable[..., str]
+    token_response: Callable[..., dict]
+    capsys: Any
+    monkeypatch: pytest.MonkeyPatch
+    hub: Any = None
+
+    @property
+    def settings(self) -> Path:
+        return self.qcs / "settings.toml"
+
+    @property
+    def secrets(self) -> Path:
+        return self.qcs / "secrets.toml"
+
+    def cli(self, *argv: str, stdin: str | None = None) -> tuple[int, str]:
+        if stdin is not None:
+            self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli_main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out + err
+
+    def install_valid(self, **kw: Any) -> None:
+        """Real credentials, as a first install writes them."""
+        CredentialStore().install(TokenSet.from_response(self.token_response(**kw)))
+
+    def tokens_file(self, **kw: Any) -> str:
+        path = self.tmp / f"tokens-{time.monotonic_ns()}.json"
+        path.write_text(json.dumps(self.token_response(**kw)))
+        return str(path)
+
+    def write(self, settings: str | bytes | None = QCS_SETTINGS, secrets: str | bytes | None = None) -> None:
+        self.qcs.mkdir(mode=0o700, exist_ok=True)
+        for path, data in ((self.settings, settings), (self.secrets, secrets)):
+            if data is not None:
+                path.write_bytes(data.encode() if isinstance(data, str) else data)
+                path.chmod(0o600)
+
+    def payload(self, *lines: str, access: str | None = None, refresh: str | None = "refresh-1") -> str:
+        """A secrets.toml with a valid access token unless overridden; extra raw TOML lines appended."""
+        body = [f'access_token = "{access if access is not None else self.make_jwt(3600)}"']
+        if refresh:
+            body.append(f'refresh_token = "{refresh}"')
+        return "[credentials.default.token_payload]\n" + "\n".join([*body, *lines]) + "\n"
+
+
+def snapshot(root: Path) -> dict[str, Any]:
+    """Every entry under ``root`` (not following links): file bytes, link targets, directories, FIFOs."""
+    out: dict[str, Any] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir",)
+            elif stat.S_ISFIFO(st.st_mode):
+                out[rel] = ("fifo",)
+            else:
+                out[rel] = path.read_bytes()
+    return out
+
+
+def assert_kept(before: dict[str, Any], root: Path) -> None:
+    """Every pre-existing entry is still there, byte for byte (new files such as the lock may appear)."""
+    after = snapshot(root)
+    for rel, value in before.items():
+        assert after.get(rel) == value, f"{rel} changed"
+
+
+def backups(qcs: Path, name: str) -> list[Path]:
+    return sorted(qcs.glob(f"{name}.corrupt-*"))
+
+
+# --- scenarios: the files ---------------------------------------------------------------------------------------------------
+def _corrupt(ctx: Ctx, name: str, content: bytes) -> str:
+    ctx.install_valid()
+    (ctx.qcs / name).write_bytes(content)
+    before = snapshot(ctx.tmp)
+    code, status_text = ctx.cli("status")
+    assert code == 2
+    assert_kept(before, ctx.tmp)  # status only reads
+    code, install_text = ctx.cli("install", ctx.tokens_file(exp_in=7200))
+    assert code == 0, install_text
+    [backup] = backups(ctx.qcs, name)
+    assert backup.read_bytes() == content  # the corrupt content is kept, byte for byte
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert str(backup) in install_text
+    tomlkit.parse((ctx.qcs / name).read_text())  # replaced by a valid file
+    return status_text + install_text
+
+
+def _refused(ctx: Ctx, setup: Callable[[Ctx], None], *, status_code: int | None = 2) -> str:
+    setup(ctx)
+    before = snapshot(ctx.tmp)
+    text = ""
+    if status_code is not None:
+        code, text = ctx.cli("status")
+        assert code == status_code, text
+    code, install_text = ctx.cli("install", ctx.tokens_file(exp_in=7200))
+    assert code == 2, install_text
+    assert_kept(before, ctx.tmp)
+    return text + install_text
+
+
+def _link_outside(ctx: Ctx, name: str) -> Callable[[Ctx], None]:
+    def setup(ctx: Ctx) -> None:
+        ctx.install_valid()
+        outside = ctx.tmp / "outside.toml"
+        outside.write_text("precious = true\n")
+        (ctx.qcs / name).unlink()
+        (ctx.qcs / name).symlink_to(outside)
+
+    return setup
+
+
+def _make_dir(name: str) -> Callable[[Ctx], None]:
+    def setup(ctx: Ctx) -> None:
+        ctx.install_valid()
+        (ctx.qcs / name).unlink()
+        (ctx.qcs / name).mkdir()
+        (ctx.qcs / name / "keep.txt").write_text("mine\n")
+
+    return setup
+
+
+def s_qcs_dir_symlink(ctx: Ctx) -> str:
+    real = ctx.tmp / "elsewhere"
+    real.mkdir()
+    (ctx.home / ".qcs").symlink_to(real)
+    before = snapshot(ctx.tmp)
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 2
+    assert_kept(before, ctx.tmp)
+    assert list(real.iterdir()) == []
+    return text
+
+
+def s_dangling(ctx: Ctx) -> str:
+    def setup(ctx: Ctx) -> None:
+        ctx.install_valid()
+        ctx.secrets.unlink()
+        ctx.secrets.symlink_to(ctx.tmp / "nowhere.toml")
+
+    text = _refused(ctx, setup)
+    assert not (ctx.tmp / "nowhere.toml").exists()
+    return text
+
+
+def s_fifo(ctx: Ctx) -> str:
+    def setup(ctx: Ctx) -> None:
+        ctx.install_valid()
+        ctx.secrets.unlink()
+        os.mkfifo(ctx.secrets, 0o600)
+
+    return _refused(ctx, setup)
+
+
+def s_read_only(ctx: Ctx) -> str:
+    ctx.install_valid(refresh="r1")
+    before = snapshot(ctx.tmp)
+    with read_only(ctx.qcs):
+        code, text = ctx.cli("install", ctx.tokens_file(exp_in=7200, refresh="r2"))
+        assert code == 2, text
+        code, status_text = ctx.cli("status")  # still readable, still usable
+        assert code == 0, status_text
+    assert_kept(before, ctx.tmp)
+    return text
+
+
+def s_disk_full(ctx: Ctx) -> str:
+    ctx.install_valid(refresh="r1")
+    before = snapshot(ctx.tmp)
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with ctx.monkeypatch.context() as mp:
+        mp.setattr(os, "write", full)
+        code, text = ctx.cli("install", ctx.tokens_file(exp_in=7200, refresh="r2"))
+    assert code == 2, text
+    assert_kept(before, ctx.tmp)
+    assert not [p for p in ctx.qcs.iterdir() if p.name.endswith(".tmp")]
+    return text
+
+
+def _status(ctx: Ctx, secrets: str, *, settings: str = QCS_SETTINGS, code: int | None = 1, mode: int = 0o600) -> str:
+    ctx.write(settings, secrets)
+    ctx.secrets.chmod(mode)
+    before = snapshot(ctx.tmp)
+    got, text = ctx.cli("status")
+    if code is not None:
+        assert got == code, text
+    assert_kept(before, ctx.tmp)
+    return text
+
+
+def s_profiles_not_table(ctx: Ctx) -> str:
+    return _refused(ctx, lambda c: c.write('profiles = "x"\n', c.payload()), status_code=None)
+
+
+def s_client_credentials(ctx: Ctx) -> str:
+    other = '[credentials.robot.client_credentials]\nclient_id = "robot"\nclient_secret = "shh"\n'
+    ctx.write(QCS_SETTINGS, other + '[credentials.default.client_credentials]\nclient_id = "c"\nclient_secret = "s"\n')
+    code, text = ctx.cli("status")
+    assert code == 1
+    code, install_text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0
+    data = tomlkit.parse(ctx.secrets.read_text()).unwrap()["credentials"]
+    assert data["robot"] == {"client_credentials": {"client_id": "robot", "client_secret": "shh"}}
+    assert list(data["default"]) == ["token_payload"]
+    return text + install_text
+
+
+def s_huge(ctx: Ctx) -> str:
+    lines = ["# a big settings file"]
+    for i in range(400):
+        lines += [f"[profiles.p{i}]", f'api_url = "https://api{i}.example"  # profile {i}']
+        lines += [f'key{j} = "{"x" * 40}-{i}-{j}"' for j in range(60)]
+    original = "\n".join(lines) + "\n"
+    assert len(original) > 1_000_000
+    ctx.write(original, None)
+    started = time.monotonic()
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0, text
+    assert time.monotonic() - started < 60
+    remaining = iter(ctx.settings.read_text().splitlines())
+    assert all(any(c == line for c in remaining) for line in original.splitlines())
+    return text
+
+
+def s_dotted_keys(ctx: Ctx) -> str:
+    original = 'profiles.prod.api_url = "https://api.example"\ndefault_profile_name = "prod"\n'
+    ctx.write(original, None)
+    code, text = ctx.cli("install", ctx.tokens_file(), "--profile", "lab")
+    assert code == 2, text
+    assert ctx.settings.read_text() == original
+    return text
+
+
+def s_comment_leak(ctx: Ctx) -> str:
+    original = 'default_profile_name = "default"\n\n[profiles.default]\ncredentials_name = "default"  # set by me\n'
+    ctx.write(original, None)
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0, text
+    assert ctx.settings.read_text().splitlines()[0] == 'default_profile_name = "default"', ctx.settings.read_text()
+    return text
+
+
+def s_regrouped(ctx: Ctx) -> str:
+    original = '[profiles.a]\nx = 1\n[[plugins]]\nmine = 1\n[profiles.b]\napi_url = "y"\n'
+    ctx.write(original, None)
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0, text
+    after = ctx.settings.read_text()
+    assert set(original.splitlines()) <= set(after.splitlines()), after
+    data = tomlkit.parse(after).unwrap()
+    assert (
+        data["plugins"] == [{"mine": 1}]
+        and data["profiles"]["a"] == {"x": 1}
+        and data["profiles"]["b"] == {"api_url": "y"}
+    )
+    return text
+
+
+# --- scenarios: the tokens ----------------------------------------------------------------------------------------------
+def s_refresh_old(ctx: Ctx) -> str:
+    old = rfc3339(datetime.now(timezone.utc) - timedelta(days=100))
+    return _status(ctx, ctx.payload(f'updated_at = "{old}"'), code=0)
+
+
+# --- scenarios: install input ---------------------------------------------------------------------------------------------
+def _bad_install(ctx: Ctx, payload: str, *extra: str, code: int = 1) -> str:
+    ctx.install_valid()
+    before = snapshot(ctx.tmp)
+    got, text = ctx.cli("install", "-", *extra, stdin=payload)
+    assert got == code, text
+    assert_kept(before, ctx.tmp)
+    return text
+
+
+def s_install_missing_file(ctx: Ctx) -> str:
+    ctx.install_valid()
+    before = snapshot(ctx.tmp)
+    code, text = ctx.cli("install", str(ctx.tmp / "no-such-tokens.json"))
+    assert code == 2
+    assert_kept(before, ctx.tmp)
+    return text
+
+
+# --- scenarios: handoff documents --------------------------------------------------------------------------------------------
+def handoff_doc(ctx: Ctx, **changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "version": 1,
+        "mode": "hub",
+        "token": {"access_token": ctx.make_jwt(3600), "token_type": "Bearer", "expires_in": 3600},
+        "access_token_obtained_at": rfc3339(datetime.now(timezone.utc)),
+        "refresh_token_held_by_hub": True,
+        "auth_server": {"issuer": "https://idp.example/o", "client_id": "c1"},
+        "api_url": None,
+        "grpc_api_url": None,
+        "profile": None,
+        "refresh_error": None,
+    }
+    for key, value in changes.items():
+        if value is _DROP:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+_DROP = object()
+
+
+def _handoff(ctx: Ctx, **changes: Any) -> str:
+    with pytest.raises(ValueError, match=r".") as err:
+        parse_payload(handoff_doc(ctx, **changes))
+    return str(err.value)
+
+
+# --- scenarios: the Hub link -------------------------------------------------------------------------------------------------
+class _Hub(ThreadingHTTPServer):
+    answer: tuple[int, str, bytes] = (200, "application/json", b"{}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Hub
+
+    def _reply(self) -> None:
+        if self.path.endswith("/user"):
+            status, ctype, body = 200, "application/json", json.dumps({"scopes": ["custom:qcs:credentials!user"]})
+            body = body.encode()
+        else:
+            status, ctype, body = self.server.answer
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _reply
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Iterator[_Hub]:
+    server = _Hub(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _link(api_url: str) -> HubLink:
+    env = {"JUPYTERHUB_API_URL": api_url, "JUPYTERHUB_API_TOKEN": "server-token", "JUPYTERHUB_USER": "ada"}
+    return HubLink(env, profile=None, log=logging.getLogger("qcs-hardening"), timeout=5)
+
+
+def _pull(ctx: Ctx, api_url: str) -> str:
+    ctx.install_valid()
+    before = snapshot(ctx.tmp)
+    link = _link(api_url)
+    assert link.pull_blocking() is False
+    assert_kept(before, ctx.tmp)
+    assert link.state.last_sync_error
+    return link.state.last_sync_error
+
+
+def _hub_answer(status: int, body: bytes | dict, ctype: str = "application/json") -> Callable[[Ctx], str]:
+    def scenario(ctx: Ctx) -> str:
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        ctx.hub.answer = (status, ctype, data)
+        return _pull(ctx, f"http://127.0.0.1:{ctx.hub.server_address[1]}/hub/api")
+
+    return scenario
+
+
+def s_hub_unreachable(ctx: Ctx) -> str:
+    with socket.socket() as s:  # a port that was just free: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return _pull(ctx, f"http://127.0.0.1:{port}/hub/api")
+
+
+def s_hub_server_not_object(ctx: Ctx) -> str:
+    doc = handoff_doc(ctx, auth_server="https://idp.example/o")
+    return _hub_answer(200, doc)(ctx)
+
+
+SCENARIOS: dict[str, Callable[[Ctx], str]] = {
+    "settings-not-toml": lambda c: _corrupt(c, "settings.toml", b"[profiles.default\napi_url = 1\n"),
+    "secrets-not-toml": lambda c: _corrupt(
+        c, "secrets.toml", b'[credentials.default.token_payload]\naccess_token = "x\n'
+    ),
+    "settings-not-utf8": lambda c: _corrupt(c, "settings.toml", b"\xff\xfe not utf-8 \x80\n"),
+    "secrets-not-utf8": lambda c: _corrupt(c, "secrets.toml", b'access_token = "caf\xe9"\n'),
+    "secrets-is-directory": lambda c: _refused(c, _make_dir("secrets.toml")),
+    "settings-is-directory": lambda c: _refused(c, _make_dir("settings.toml")),
+    "secrets-symlink": lambda c: _refused(c, _link_outside(c, "secrets.toml")),
+    "settings-symlink": lambda c: _refused(c, _link_outside(c, "settings.toml")),
+    "qcs-dir-symlink": s_qcs_dir_symlink,
+    "dangling-symlink": s_dangling,
+    "secrets-fifo": s_fifo,
+    "qcs-read-only": s_read_only,
+    "disk-full": s_disk_full,
+    "expires-in-string": lambda c: _status(c, c.payload('expires_in = "3600"')),
+    "expires-in-bool": lambda c: _status(c, c.payload("expires_in = true")),
+    "expires-in-float": lambda c: _status(c, c.payload("expires_in = 3600.0")),
+    "updated-at-bare-datetime": lambda c: _status(c, c.payload("updated_at = 2026-01-01T00:00:00Z")),
+    "updated-at-not-rfc3339": lambda c: _status(c, c.payload('updated_at = "yesterday"')),
+    "profiles-not-a-table": s_profiles_not_table,
+    "credentials-client-credentials": s_client_credentials,
+    "auth-server-without-issuer": lambda c: _status(
+        c, c.payload(), settings=QCS_SETTINGS.replace('issuer = "https://auth', '# issuer = "https://auth'), code=0
+    ),
+    "issuer-trailing-slash": lambda c: _status(c, c.payload(), settings=QCS_SETTINGS.replace('355"', '355/"'), code=0),
+    "secrets-world-readable": lambda c: _status(c, c.payload(), code=0, mode=0o644),
+    "secrets-empty": lambda c: _status(c, ""),
+    "settings-huge": s_huge,
+    "dotted-keys-captured": s_dotted_keys,
+    "default-profile-name-comment-leak": s_comment_leak,
+    "out-of-order-tables-regrouped": s_regrouped,
+    "access-token-not-jwt": lambda c: _status(c, c.payload(access="opaque-token", refresh=None)),
+    "jwt-without-exp": lambda c: _status(c, c.payload(access=c.make_jwt(None), refresh=None)),
+    "jwt-exp-string": lambda c: _status(c, c.payload(access=c.make_jwt(None, exp="2030-01-01"), refresh=None)),
+    "expired-no-refresh": lambda c: _status(c, c.payload(access=c.make_jwt(-3600), refresh=None)),
+    "refresh-token-over-90-days": s_refresh_old,
+    "install-garbage-json": lambda c: _bad_install(c, "{not json"),
+    "install-json-array": lambda c: _bad_install(c, "[1, 2]"),
+    "install-missing-access-token": lambda c: _bad_install(c, '{"refresh_token": "r"}'),
+    "install-access-token-not-string": lambda c: _bad_install(c, '{"access_token": 5}'),
+    "install-negative-expires-in": lambda c: _bad_install(c, '{"access_token": "a", "expires_in": -5}'),
+    "install-unknown-wrapper": lambda c: _bad_install(c, json.dumps({"tokens": c.token_response()})),
+    "install-file-missing": s_install_missing_file,
+    "install-issuer-without-client-id": lambda c: _bad_install(
+        c, json.dumps(c.token_response(exp_in=7200)), "--issuer", "https://idp.example/o"
+    ),
+    "handoff-wrong-version": lambda c: _handoff(c, version=2),
+    "handoff-unknown-mode": lambda c: _handoff(c, mode="both"),
+    "handoff-missing-token": lambda c: _handoff(c, token=_DROP),
+    "handoff-token-without-access-token": lambda c: _handoff(c, token={"token_type": "Bearer"}),
+    "handoff-missing-auth-server": lambda c: _handoff(c, auth_server=_DROP),
+    "handoff-auth-server-not-object": lambda c: _handoff(c, auth_server="https://idp.example/o"),
+    "handoff-bad-timestamp": lambda c: _handoff(c, access_token_obtained_at="yesterday"),
+    "hub-unreachable": s_hub_unreachable,
+    "hub-401": _hub_answer(401, {"message": "token expired"}),
+    "hub-403": _hub_answer(403, {"message": "missing scope"}),
+    "hub-404": _hub_answer(404, {"message": "no such user"}),
+    "hub-500": _hub_answer(500, {"message": "boom"}),
+    "hub-502-html": _hub_answer(502, b"<html><body>Bad Gateway</body></html>", "text/html"),
+    "hub-bad-document": _hub_answer(200, {"version": 2, "token": {}}),
+    "hub-api-url-not-http": lambda c: _pull(c, "hub:8081"),
+    "hub-200-not-json": _hub_answer(200, b"<html>JupyterHub</html>", "text/html"),
+    "hub-auth-server-not-object": s_hub_server_not_object,
+}
+
+
+def _params() -> list[Any]:
+    marks = {
+        e.id: [pytest.mark.xfail(strict=True, reason=e.bug, raises=(AssertionError, AttributeError))] if e.bug else []
+        for e in CATALOGUE
+    }
+    return [pytest.param(e, id=e.id, marks=marks[e.id]) for e in CATALOGUE]
+
+
+@pytest.fixture
+def ctx(home, qcs_dir, tmp_path, make_jwt, token_response, capsys, monkeypatch, hub_server) -> Ctx:
+    return Ctx(home, qcs_dir, tmp_path, make_jwt, token_response, capsys, monkeypatch, hub_server)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("entry", _params())
+def test_bad_input(entry: Entry, ctx: Ctx) -> None:
+    text = SCENARIOS[entry.id](ctx)
+    missing = [needle for needle in entry.needles if needle not in text]
+    assert missing == [], f"{entry.id}: the user sees {text!r}"
+
+
+def test_catalogue_and_scenarios_match() -> None:
+    ids = [e.id for e in CATALOGUE]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(SCENARIOS)
+    assert len(ids) >= 25
+    assert {e.layer for e in CATALOGUE} == {"files", "tokens", "install", "handoff", "hub"}
+
+
+def test_readme_lists_every_catalogue_entry() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert README_SECTION in text
+    section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = [row.split("`")[1] for row in rows]
+    assert listed == [e.id for e in CATALOGUE], "README table rows must follow CATALOGUE, one per entry, in order"
