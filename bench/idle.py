@@ -18,28 +18,13 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+from demo.chromium import CHROMIUM_ARGS, only_loopback
+
 from .common import Figure, Goal, Options
 from .jupyter import JupyterProc
 
 GOAL = Goal("<=", 1.0)
 DEFAULT_POLL_S = 60
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-LOOPBACK = ("http://127.0.0.1", "https://127.0.0.1", "http://localhost", "data:", "blob:")
-
-
-def _only_loopback(route: Any) -> None:
-    if route.request.url.startswith(LOOPBACK):
-        route.continue_()
-    else:
-        route.abort()
 
 
 def watch(lab: JupyterProc, window_s: float) -> dict[str, Any]:
@@ -62,7 +47,7 @@ def watch(lab: JupyterProc, window_s: float) -> dict[str, Any]:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
-            context.route("**/*", _only_loopback)
+            context.route("**/*", only_loopback)
             page = context.new_page()
             page.set_default_timeout(90_000)
             page.on("request", on_request)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from demo.localhub import PROXY_DIR, LocalHub, login_with_http
+from demo.localhub import LocalHub, login_with_http
 from demo.localidp import LocalIdP, ensure_node_modules, free_port
 
 CLIENT_ID = "qcs-public"
@@ -24,42 +21,13 @@ class BaselineHub(LocalHub):
     Hub costs without qcs-jupyter at all.
     """
 
-    def config_text(self) -> str:
-        server_config = {
-            "ServerApp": {"jpserver_extensions": {"qcs_jupyter": False}},
-            "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
-        }
-        user_config = self.workdir / "user-config"
-        user_config.mkdir(parents=True, exist_ok=True)
-        (user_config / "jupyter_server_config.json").write_text(json.dumps(server_config))
-        root_args = ["--allow-root"] if os.geteuid() == 0 else []
+    def user_server_config(self) -> dict:
+        return {**super().user_server_config(), "ServerApp": {"jpserver_extensions": {"qcs_jupyter": False}}}
+
+    def authenticator_config(self) -> str:
         idp = self.idp
         return f"""
-c = get_config()  # noqa: F821
-c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
-c.JupyterHub.load_roles = [
-    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
-]
 c.JupyterHub.authenticator_class = "oauthenticator.generic.GenericOAuthenticator"
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {self.port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {self.hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{str(PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy")!r}]
-c.JupyterHub.db_url = "sqlite:///" + {str(self.workdir / "jupyterhub.sqlite")!r}
-c.JupyterHub.cookie_secret_file = {str(self.workdir / "jupyterhub_cookie_secret")!r}
-c.JupyterHub.pid_file = {str(self.workdir / "jupyterhub.pid")!r}
-c.JupyterHub.cleanup_servers = True
-c.JupyterHub.allow_named_servers = True
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{username}}"
-c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
-c.Spawner.args = {root_args!r}
-c.Spawner.default_url = "/lab"
-c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(user_config)!r}}}
-c.Spawner.start_timeout = 60
-c.Spawner.http_timeout = 60
 c.GenericOAuthenticator.client_id = {self.client_id!r}
 c.GenericOAuthenticator.client_secret = {self.client_secret or ""!r}
 c.GenericOAuthenticator.authorize_url = {idp.authorize_url!r}
@@ -70,7 +38,6 @@ c.GenericOAuthenticator.username_claim = "preferred_username"
 c.GenericOAuthenticator.enable_auth_state = True
 c.GenericOAuthenticator.oauth_callback_url = {self.callback_url!r}
 c.GenericOAuthenticator.allow_all = True
-{self.extra_config}
 """
 
 

@@ -74,25 +74,40 @@ class LocalHub:
     def home(self, user: str) -> Path:
         return self.homes / user
 
-    def config_text(self) -> str:
-        server_config = {
+    def user_server_config(self) -> dict:
+        """jupyter_server config of the user servers (JupyterLab's news and update checks off)."""
+        return {
             "QCSJupyterApp": {"sync_margin": self.sync_margin, "sync_min_interval": 1.0},
             "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
         }
-        (self.workdir / "user-config").mkdir(parents=True, exist_ok=True)
-        (self.workdir / "user-config" / "jupyter_server_config.json").write_text(json.dumps(server_config))
-        settings = self.workdir / "user-config" / "labconfig"
-        settings.mkdir(exist_ok=True)
-        root_args = ["--allow-root"] if os.geteuid() == 0 else []
+
+    def authenticator_config(self) -> str:
+        """The authenticator part of jupyterhub_config.py: QCSAuthenticator against the local IdP."""
         return f"""
 from qcs_jupyter.hub import configure_hub
 
+configure_hub(c)
+c.QCSAuthenticator.issuer = {self.idp.issuer!r}
+c.QCSAuthenticator.client_id = {self.client_id!r}
+c.QCSAuthenticator.client_secret = {self.client_secret or ""!r}
+c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
+c.QCSAuthenticator.allow_all = True
+c.QCSAuthenticator.credentials_mode = {self.credentials_mode!r}
+c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
+c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
+"""
+
+    def config_text(self) -> str:
+        user_config = self.workdir / "user-config"
+        user_config.mkdir(parents=True, exist_ok=True)
+        (user_config / "jupyter_server_config.json").write_text(json.dumps(self.user_server_config()))
+        root_args = ["--allow-root"] if os.geteuid() == 0 else []
+        return f"""
 c = get_config()  # noqa: F821
 c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
 c.JupyterHub.load_roles = [
     {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
 ]
-configure_hub(c)
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {self.port}
 c.JupyterHub.hub_ip = "127.0.0.1"
@@ -109,17 +124,10 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{userna
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {root_args!r}
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(self.workdir / "user-config")!r}}}
+c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(user_config)!r}}}
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
-c.QCSAuthenticator.issuer = {self.idp.issuer!r}
-c.QCSAuthenticator.client_id = {self.client_id!r}
-c.QCSAuthenticator.client_secret = {self.client_secret or ""!r}
-c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
-c.QCSAuthenticator.allow_all = True
-c.QCSAuthenticator.credentials_mode = {self.credentials_mode!r}
-c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
-c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
+{self.authenticator_config()}
 {self.extra_config}
 """
 

@@ -6,16 +6,7 @@ import shutil
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from demo.chromium import CHROMIUM, CHROMIUM_ARGS, only_loopback
 
 
 def launch(playwright):
@@ -26,15 +17,6 @@ def launch(playwright):
 
 def new_page(browser, **kwargs):
     context = browser.new_context(viewport={"width": 1400, "height": 900}, ignore_https_errors=True, **kwargs)
-    # Nothing leaves the machine: only loopback (and data:/blob:) requests go through.
-
-    def only_loopback(route):
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "https://127.0.0.1", "http://localhost", "data:", "blob:")):
-            route.continue_()
-        else:
-            route.abort()
-
     context.route("**/*", only_loopback)
     page = context.new_page()
     page.set_default_timeout(60_000)
