@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import urllib.request
@@ -16,6 +15,7 @@ from typing import Any
 import jwt
 
 from demo.localidp import free_port
+from demo.process import LoggedProcess
 from qcs_jupyter.credentials import CredentialStore, QCSPaths, TokenSet
 
 from .common import clean_env
@@ -35,8 +35,10 @@ def install_credentials(home: Path, ttl: int = 3600) -> None:
     CredentialStore(paths=QCSPaths.from_env({}, home=home)).install(tokens)
 
 
-class JupyterProc:
+class JupyterProc(LoggedProcess):
     """``python -m jupyter {server|lab}`` on 127.0.0.1 with a token; ``wrap`` prefixes the command (e.g. cProfile)."""
+
+    stop_timeout = 30.0
 
     def __init__(
         self,
@@ -55,9 +57,7 @@ class JupyterProc:
         self.startup_timeout = startup_timeout
         self.home = self.workdir / "home"
         self.port, self.token = free_port(), secrets.token_hex(16)
-        self.log_path = self.workdir / f"{app}.log"
-        self.proc: subprocess.Popen | None = None
-        self._log = None
+        super().__init__(self.workdir / f"{app}.log")
 
     @property
     def url(self) -> str:
@@ -97,13 +97,10 @@ class JupyterProc:
         self.home.mkdir(parents=True, exist_ok=True)
         install_credentials(self.home)
         env = clean_env(HOME=str(self.home), JUPYTER_CONFIG_DIR=str(self._write_config()))
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command(), env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        proc = self._spawn(self.command(), env=env)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(f"jupyter {self.app} exited:\n{self.log_path.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2):
@@ -112,22 +109,3 @@ class JupyterProc:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"jupyter {self.app} did not answer within {self.startup_timeout:.0f} s")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> JupyterProc:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from demo.localhub import LocalHub, login_with_http
+from demo.localhub import LocalHub, local_stack, login_with_http
 from demo.localidp import LocalIdP, ensure_node_modules, free_port
 
 CLIENT_ID = "qcs-public"
@@ -62,16 +62,10 @@ def qcs_stack(
     **hub_options: Any,
 ) -> Iterator[LocalHub]:
     """A started IdP and QCS Hub (``LocalHub``); stops both on exit."""
-    port = free_port()
-    with make_idp(
-        workdir / "idp", [port], access_token_ttl=ttl, rotate_refresh_tokens=rotate, **(idp_options or {})
-    ) as idp:
-        hub = LocalHub(workdir / "hub", idp, port=port, client_id=CLIENT_ID, **hub_options)
-        try:
-            hub.start()
-            yield hub
-        finally:
-            hub.stop()
+    with local_stack(
+        workdir, ttl=ttl, rotate=rotate, client_id=CLIENT_ID, idp_options=idp_options, **hub_options
+    ) as hub:
+        yield hub
 
 
 def hub_api_url(hub: LocalHub) -> str:

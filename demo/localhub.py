@@ -5,18 +5,20 @@ Used by the README demo and the end-to-end tests, always together with ``LocalId
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .localidp import LocalIdP, ensure_node_modules, free_port
+from .process import LoggedProcess
 
 PROXY_DIR = Path(__file__).resolve().parent / "proxy"
 
@@ -25,12 +27,14 @@ class LocalHubError(RuntimeError):
     """The Hub could not be started."""
 
 
-class LocalHub:
+class LocalHub(LoggedProcess):
     """A JupyterHub process configured for qcs-jupyter against a ``LocalIdP``.
 
     ``admin_token`` belongs to a service with ``admin:users``, ``admin:auth_state`` and ``admin:servers``,
     for tests to look inside; users log in at ``url`` with any name.
     """
+
+    stop_timeout = 20.0
 
     def __init__(
         self,
@@ -59,9 +63,7 @@ class LocalHub:
         self.admin_token = secrets.token_hex(24)
         self.startup_timeout = startup_timeout
         self.homes = self.workdir / "homes"
-        self.log_path = self.workdir / "jupyterhub.log"
-        self._proc: subprocess.Popen | None = None
-        self._log_fh = None
+        super().__init__(self.workdir / "jupyterhub.log")
 
     @property
     def url(self) -> str:
@@ -143,15 +145,7 @@ c.Spawner.http_timeout = 60
             "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_fh,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        self._spawn([sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"], cwd=self.workdir, env=env)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -192,31 +186,6 @@ c.Spawner.http_timeout = 60
             time.sleep(0.25)
         raise LocalHubError(f"server of {user} did not become {'ready' if ready else 'stopped'} within {timeout:.0f} s")
 
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
-
-    def __enter__(self) -> LocalHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def login_with_http(hub: LocalHub, username: str, next_url: str = "/hub/home"):
     """Log in to the hub through the IdP's login form with ``requests`` (no browser); returns the session."""
@@ -239,3 +208,39 @@ def login_with_http(hub: LocalHub, username: str, next_url: str = "/hub/home"):
     if not done.url.startswith(hub.url) or done.status_code >= 400:
         raise LocalHubError(f"login as {username} ended at {done.url} (HTTP {done.status_code})")
     return session
+
+
+@contextlib.contextmanager
+def local_stack(
+    workdir: Path,
+    *,
+    https: bool = True,
+    ttl: int = 3600,
+    rotate: bool = False,
+    client_id: str = "qcs-public",
+    client_secret: str | None = None,
+    port: int | None = None,
+    idp_options: dict[str, Any] | None = None,
+    **hub_options: Any,
+) -> Iterator[LocalHub]:
+    """A started local IdP (one client, allowed to redirect to the Hub) and a ``LocalHub`` using it."""
+    ensure_node_modules()
+    port = port or free_port()
+    client: dict[str, Any] = {"client_id": client_id, "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}
+    if client_secret:
+        client["client_secret"] = client_secret
+    idp = LocalIdP(
+        workdir / "idp",
+        https=https,
+        access_token_ttl=ttl,
+        rotate_refresh_tokens=rotate,
+        clients=[client],
+        **(idp_options or {}),
+    )
+    with (
+        idp,
+        LocalHub(
+            workdir / "hub", idp, port=port, client_id=client_id, client_secret=client_secret, **hub_options
+        ) as hub,
+    ):
+        yield hub

@@ -35,6 +35,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .process import LoggedProcess
+
 IDP_DIR = Path(__file__).resolve().parent / "idp"
 
 __all__ = ["IDP_DIR", "LocalIdP", "LocalIdPError", "ensure_node_modules", "free_port"]
@@ -91,7 +93,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-class LocalIdP:
+class LocalIdP(LoggedProcess):
     """A local OpenID Connect provider shaped like an Okta authorization server.
 
     Parameters
@@ -146,10 +148,8 @@ class LocalIdP:
         self.startup_timeout = startup_timeout
         self.node = node
         self.config_path = self.workdir / "config.json"
-        self.log_path = self.workdir / "idp.log"
+        super().__init__(self.workdir / "idp.log")
         self.ca_path: Path | None = None
-        self._proc: subprocess.Popen | None = None
-        self._log_fh = None
 
     # -- addresses --------------------------------------------------------------------------
     @property
@@ -232,14 +232,7 @@ class LocalIdP:
         if self.https:
             cfg["tls"] = self._write_tls()
         self.config_path.write_text(json.dumps(cfg, indent=2))
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self._proc = subprocess.Popen(
-            [self.node, "idp.mjs", str(self.config_path)],
-            cwd=IDP_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_fh,
-            stderr=self._log_fh,
-        )
+        self._spawn([self.node, "idp.mjs", str(self.config_path)], cwd=IDP_DIR)
         deadline = time.monotonic() + self.startup_timeout
         ready = f"READY {self.issuer}"
         while True:
@@ -254,35 +247,6 @@ class LocalIdP:
                 self.stop()
                 raise LocalIdPError(f"the IdP did not print READY within {self.startup_timeout}s:\n{log[-4000:]}")
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def __enter__(self) -> LocalIdP:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- test helpers -------------------------------------------------------------------------
     def _request(self, method: str, path: str) -> Any:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.localhub import LocalHub
-from demo.localidp import LocalIdP, ensure_node_modules, free_port
+from demo.localhub import local_stack
+from demo.localidp import free_port
 
 
 def main() -> None:
@@ -33,16 +33,16 @@ def main() -> None:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="qcs-jupyter-demo-"))
     port = args.port or free_port()
-    ensure_node_modules()
-    clients = [{"client_id": "qcs-public", "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}]
-    with (
-        LocalIdP(
-            workdir / "idp", https=True, access_token_ttl=args.ttl, rotate_refresh_tokens=args.rotate, clients=clients
-        ) as idp,
-        LocalHub(
-            workdir / "hub", idp, port=port, refresh_margin=max(10, args.ttl // 5), sync_margin=max(5, args.ttl // 6)
-        ) as hub,
-    ):
+    with local_stack(
+        workdir,
+        https=False,
+        ttl=args.ttl,
+        rotate=args.rotate,
+        port=port,
+        refresh_margin=max(10, args.ttl // 5),
+        sync_margin=max(5, args.ttl // 6),
+    ) as hub:
+        idp = hub.idp
         print(
             f"\n  qcs-jupyter demo is running.\n"
             f"  Open {hub.url}/hub/login and sign in as anyone (any password).\n"
@@ -54,7 +54,7 @@ def main() -> None:
         )
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            while hub._proc is not None and hub._proc.poll() is None:
+            while hub.running:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.localhub import LocalHub, login_with_http
-from demo.localidp import LocalIdP, ensure_node_modules, free_port
+from demo.localhub import LocalHub, local_stack, login_with_http
 
 ACCESS_TOKEN_TTL = 20
 
@@ -25,24 +24,12 @@ def pytest_collection_modifyitems(items):
 def stack(
     workdir: Path, *, rotate: bool, mode: str = "hub", ttl: int = ACCESS_TOKEN_TTL, **hub_options
 ) -> Iterator[LocalHub]:
-    ensure_node_modules()
-    port = free_port()
-    clients = [{"client_id": "qcs-public", "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}]
-    with LocalIdP(
-        workdir / "idp",
-        https=True,
-        access_token_ttl=ttl,
-        refresh_token_ttl=3600,
-        rotate_refresh_tokens=rotate,
-        clients=clients,
-    ) as idp:
-        options = {"refresh_margin": 8, "auth_refresh_age": 1, "sync_margin": 5, **hub_options}
-        hub = LocalHub(workdir / "hub", idp, port=port, credentials_mode=mode, **options)
-        try:
-            hub.start()
-            yield hub
-        finally:
-            hub.stop()
+    """Short-lived tokens and tight margins, so expiry and refresh happen within a test."""
+    options = {"refresh_margin": 8, "auth_refresh_age": 1, "sync_margin": 5, **hub_options}
+    with local_stack(
+        workdir, ttl=ttl, rotate=rotate, credentials_mode=mode, idp_options={"refresh_token_ttl": 3600}, **options
+    ) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

@@ -250,35 +250,7 @@ def test_idp_down_spawn_still_succeeds_and_status_says_why(tmp_path):
 
 def test_confidential_client_refreshes_with_its_secret(tmp_path):
     """A confidential Hub client (client_secret_post): login, spawn and a forced refresh all work."""
-    from demo.localhub import LocalHub
-    from demo.localidp import LocalIdP, ensure_node_modules, free_port
-
-    ensure_node_modules()
-    port = free_port()
-    client = {
-        "client_id": "hub-confidential",
-        "client_secret": "s3cret-for-tests",
-        "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"],
-    }
-    with (
-        LocalIdP(
-            tmp_path / "idp",
-            https=True,
-            access_token_ttl=ACCESS_TOKEN_TTL,
-            rotate_refresh_tokens=True,
-            clients=[client],
-        ) as idp,
-        LocalHub(
-            tmp_path / "hub",
-            idp,
-            port=port,
-            client_id=client["client_id"],
-            client_secret=client["client_secret"],
-            refresh_margin=8,
-            auth_refresh_age=1,
-            sync_margin=5,
-        ) as hub,
-    ):
+    with stack(tmp_path, rotate=True, client_id="hub-confidential", client_secret="s3cret-for-tests") as hub:
         spawn(hub, "joe")
         first = payload(hub, "joe")["access_token"]
         assert "refresh_token" not in payload(hub, "joe")  # useless to the SDK without the secret: kept in the Hub
@@ -288,7 +260,7 @@ def test_confidential_client_refreshes_with_its_secret(tmp_path):
             "a refreshed access token",
         )
         assert jwt_expiry(fresh) > jwt_expiry(first)
-        assert idp.stats()["refresh_ok"] >= 1 and idp.stats()["refresh_failed"] == 0
+        assert hub.idp.stats()["refresh_ok"] >= 1 and hub.idp.stats()["refresh_failed"] == 0
         assert "s3cret-for-tests" not in hub.log_text()
 
 
