@@ -43,7 +43,6 @@ class LocalHub(LoggedProcess):
         *,
         client_id: str = "qcs-public",
         client_secret: str | None = None,
-        credentials_mode: str = "hub",
         refresh_margin: int = 300,
         auth_refresh_age: int = 300,
         sync_margin: float = 120.0,
@@ -54,7 +53,6 @@ class LocalHub(LoggedProcess):
         self.workdir = Path(workdir)
         self.idp = idp
         self.client_id, self.client_secret = client_id, client_secret
-        self.credentials_mode = credentials_mode
         self.refresh_margin, self.auth_refresh_age, self.sync_margin = refresh_margin, auth_refresh_age, sync_margin
         self.extra_config = extra_config
         self.port = port or free_port()
@@ -86,15 +84,12 @@ class LocalHub(LoggedProcess):
     def authenticator_config(self) -> str:
         """The authenticator part of jupyterhub_config.py: QCSAuthenticator against the local IdP."""
         return f"""
-from qcs_jupyter.hub import configure_hub
-
-configure_hub(c)
+c.JupyterHub.authenticator_class = "qcs"
 c.QCSAuthenticator.issuer = {self.idp.issuer!r}
 c.QCSAuthenticator.client_id = {self.client_id!r}
 c.QCSAuthenticator.client_secret = {self.client_secret or ""!r}
 c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
 c.QCSAuthenticator.allow_all = True
-c.QCSAuthenticator.credentials_mode = {self.credentials_mode!r}
 c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
 c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
 """

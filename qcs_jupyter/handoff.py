@@ -1,4 +1,4 @@
-"""The credential handoff between the Hub and a user's server: one route, one scope, one JSON document.
+"""The credential handoff between the Hub and a user's server: the routes and one JSON document.
 
 The Hub side builds the document from ``auth_state``; the server side turns it back into a token set
 and writes ``~/.qcs``. Both import this module so the two ends cannot drift apart.
@@ -13,15 +13,16 @@ from typing import Any
 from .credentials import AuthServer, TokenSet
 from .credentials.tokens import parse_rfc3339, rfc3339
 
-#: Custom JupyterHub scope that lets a token read its owner's QCS credentials (``!user`` filtered).
-CREDENTIALS_SCOPE = "custom:qcs:credentials"
-#: Route under the Hub API (``JUPYTERHUB_API_URL``); the last part is the user name.
+#: Routes under the Hub API (``JUPYTERHUB_API_URL``); the last part is the user name. Only a token that
+#: JupyterHub issued to one of that user's running servers is answered.
 CREDENTIALS_ROUTE = "/qcs/credentials"
-#: Who refreshes: the Hub only (the files get no refresh token) or Hub and SDK both (files get it).
+STOP_ROUTE = "/qcs/stop"
+#: Where the Hub serves the issuer QCS clients in kernels refresh through (under the Hub's API prefix).
+ISSUER_ROUTE = "/qcs/issuer"
+#: The only mode: the Hub holds the real refresh token and is the only party that refreshes at the IdP.
 MODE_HUB = "hub"
-MODE_SHARED = "shared"
 MANAGED_BY_HUB = "jupyterhub"
-VERSION = 1
+VERSION = 2
 
 
 def _epoch_to_rfc3339(value: Any) -> str | None:
@@ -33,18 +34,23 @@ def _epoch_to_rfc3339(value: Any) -> str | None:
 def build_payload(
     auth_state: dict[str, Any],
     *,
-    mode: str,
     auth_server: AuthServer,
     api_url: str | None,
     grpc_api_url: str | None,
     profile: str | None,
     refresh_error: str | None = None,
+    relogin_required: bool = False,
 ) -> dict[str, Any]:
-    """What the Hub hands a user's server: only what ``~/.qcs`` needs, nothing about anyone else."""
+    """What the Hub hands a user's server: only what ``~/.qcs`` needs, nothing about anyone else.
+
+    ``auth_server`` is the issuer the QCS clients refresh through: the Hub's own, whose refresh token is the
+    user's session token (good only while one of their servers runs). The real refresh token never leaves the Hub.
+    """
     qcs = auth_state.get("qcs") or {}
     response = auth_state.get("token_response") or {}
     token = {
         "access_token": auth_state["access_token"],
+        "refresh_token": qcs.get("session_refresh_token"),
         "id_token": auth_state.get("id_token"),
         "token_type": response.get("token_type") or "Bearer",
         "scope": " ".join(auth_state["scope"])
@@ -52,11 +58,9 @@ def build_payload(
         else auth_state.get("scope"),
         "expires_in": response.get("expires_in") if isinstance(response.get("expires_in"), int) else None,
     }
-    if mode == MODE_SHARED and auth_state.get("refresh_token"):
-        token["refresh_token"] = auth_state["refresh_token"]
     return {
         "version": VERSION,
-        "mode": mode,
+        "mode": MODE_HUB,
         "token": {k: v for k, v in token.items() if v is not None},
         "access_token_obtained_at": _epoch_to_rfc3339(qcs.get("access_token_obtained_at")),
         "access_token_expires_at": _epoch_to_rfc3339(qcs.get("access_token_expires_at")),
@@ -67,6 +71,7 @@ def build_payload(
         "grpc_api_url": grpc_api_url,
         "profile": profile,
         "refresh_error": refresh_error,
+        "relogin_required": relogin_required,
     }
 
 
@@ -82,6 +87,7 @@ class Handoff:
     profile: str | None
     access_token_expires_at: datetime | None
     refresh_error: str | None
+    relogin_required: bool = False
 
 
 def parse_payload(data: dict[str, Any]) -> Handoff:
@@ -89,14 +95,14 @@ def parse_payload(data: dict[str, Any]) -> Handoff:
     if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("token"), dict):
         raise ValueError("the Hub sent a credentials document this version of qcs-jupyter does not understand")
     mode = data.get("mode")
-    if mode not in (MODE_HUB, MODE_SHARED):
+    if mode != MODE_HUB:
         raise ValueError(f"unknown credentials mode {mode!r} from the Hub")
     tokens = TokenSet.from_response(data["token"])
     obtained = _time(data, "access_token_obtained_at")
     if obtained is not None:
         tokens.updated_at = obtained
     tokens.refresh_token_obtained_at = _time(data, "refresh_token_obtained_at")
-    if mode == MODE_HUB and data.get("refresh_token_held_by_hub"):
+    if data.get("refresh_token_held_by_hub"):
         tokens.managed_by = MANAGED_BY_HUB
     server = data.get("auth_server")
     if (
@@ -115,6 +121,7 @@ def parse_payload(data: dict[str, Any]) -> Handoff:
         profile=data.get("profile"),
         access_token_expires_at=expires or tokens.access_expires_at,
         refresh_error=data.get("refresh_error"),
+        relogin_required=data.get("relogin_required") is True,
     )
 
 

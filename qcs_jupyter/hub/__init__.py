@@ -1,6 +1,5 @@
-"""Hub side: the QCS authenticator, its credential handoff route, and the Hub configuration helper."""
+"""Hub side: the QCS authenticator and its Hub API routes (credential pulls, self-stop, the clients' issuer)."""
 
 from .authenticator import QCSAuthenticator
-from .config import SERVER_TOKEN_SCOPES, configure_hub
 
-__all__ = ["SERVER_TOKEN_SCOPES", "QCSAuthenticator", "configure_hub"]
+__all__ = ["QCSAuthenticator"]

@@ -1,25 +1,37 @@
-"""``QCSAuthenticator``: log in with Rigetti QCS (Okta, OpenID Connect) and keep the tokens fresh."""
+"""``QCSAuthenticator``: log in with Rigetti QCS (Okta, OpenID Connect) and keep the tokens fresh.
+
+Setting ``c.JupyterHub.authenticator_class = "qcs"`` is the whole Hub configuration: the authenticator adds its
+own routes under the Hub API and recognizes each user's running servers by the token JupyterHub issued to them,
+so no roles, scopes or spawner settings are needed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
 import inspect
 import json
 import os
+import secrets
 import time
-import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse, urlunparse
 
 from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
+from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from traitlets import Bool, Enum, Float, Integer, Unicode, default, validate
+from traitlets import Float, Integer, Unicode, default, validate
 
 from ..credentials import AuthServer
 from ..credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
-from ..credentials.tokens import fingerprint, jwt_expiry
-from ..handoff import CREDENTIALS_SCOPE, MODE_HUB, MODE_SHARED, build_payload
+from ..credentials.tokens import jwt_expiry
+from ..handoff import ISSUER_ROUTE, build_payload
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
 FORCED_REFRESH_MIN_AGE = 5.0
@@ -28,15 +40,22 @@ _ENDPOINT_KEYS = {
     "token_url": "token_endpoint",
     "userdata_url": "userinfo_endpoint",
 }
-_OKTA_PATHS = {"authorize_url": "/v1/authorize", "token_url": "/v1/token", "userdata_url": "/v1/userinfo"}
+#: Prefix of the session refresh tokens the Hub mints for QCS clients in kernels.
+SESSION_TOKEN_PREFIX = "qcsj1"
+
+# Outcomes of an IdP refresh (also metric labels).
+OUTCOME_OK = "ok"
+OUTCOME_REJECTED = "rejected"
+OUTCOME_UNREACHABLE = "unreachable"
+OUTCOME_TIMEOUT = "timeout"
 
 
 @dataclass
 class Freshness:
     """Outcome of making a user's tokens fresh.
 
-    ``relogin``: the IdP refused the refresh token (the user must log in again).
-    ``error``: the IdP could not be reached; ``auth_state`` holds the tokens we already had.
+    ``relogin``: the user must log in again (the IdP refused the refresh token, or they logged out) once the
+    access token in ``auth_state`` expires. ``error``: why the tokens could not be refreshed, in plain words.
     """
 
     auth_state: dict[str, Any] | None
@@ -49,41 +68,69 @@ class RefreshRejected(Exception):
     """The IdP answered the refresh with ``invalid_grant`` (or another definitive 4xx)."""
 
 
-class QCSAuthenticator(GenericOAuthenticator):
-    """Log in to JupyterHub with Rigetti QCS and hand every server fresh QCS credentials.
+class DiscoveryError(Exception):
+    """The issuer's discovery document could not be read or names another issuer."""
 
-    Defaults match QCS's OpenID Connect issuer; endpoints come from the issuer's discovery document.
-    Tokens live in the encrypted ``auth_state`` (set ``JUPYTERHUB_CRYPT_KEY``) and are refreshed ahead of
-    expiry, once per user at a time. Use ``qcs_jupyter.hub.configure_hub(c)`` to add the scopes and roles
-    the credential handoff needs.
+
+class QCSLoginHandler(OAuthLoginHandler):
+    """The OAuth login redirect, once the issuer's endpoints are known (discovery never blocks the event loop)."""
+
+    async def get(self) -> None:
+        try:
+            await self.authenticator.discover()
+        except DiscoveryError as e:
+            raise web.HTTPError(
+                503, f"The QCS sign-in service cannot be reached right now ({e}). Try again soon."
+            ) from None
+        super().get()
+
+
+class QCSLogoutHandler(OAuthLogoutHandler):
+    """Logging out of the Hub ends the QCS session: the refresh token is revoked at the IdP and dropped."""
+
+    async def handle_logout(self) -> None:
+        await super().handle_logout()
+        user = self.current_user
+        if user is not None and getattr(user, "kind", "user") == "user":
+            await self.authenticator.revoke_session(user, "logout")
+
+
+class QCSAuthenticator(GenericOAuthenticator):
+    """Log in to JupyterHub with Rigetti QCS and hand every server of the user fresh QCS credentials.
+
+    Defaults match QCS's OpenID Connect issuer; endpoints come from the issuer's discovery document. Tokens live
+    in the encrypted ``auth_state`` (set ``JUPYTERHUB_CRYPT_KEY``); the Hub is the only party that refreshes
+    them, ahead of expiry and once per user at a time. Each running server of the user pulls them over the Hub
+    API with its own server token, and QCS clients in kernels refresh through an issuer the Hub serves.
     """
 
     login_service = Unicode("Rigetti QCS", config=True, help="Name shown on the login button.")
+    login_handler = QCSLoginHandler
+    logout_handler = QCSLogoutHandler
 
     issuer = Unicode(
         QCS_ISSUER,
         config=True,
         help="""OpenID Connect issuer of QCS (Okta). Its discovery document
-        ({issuer}/.well-known/openid-configuration) supplies authorize_url, token_url and userdata_url unless
-        they are set. The same issuer is written into each user's ~/.qcs/settings.toml. No trailing slash.""",
+        ({issuer}/.well-known/openid-configuration) supplies authorize_url, token_url, userdata_url and the
+        revocation endpoint unless they are set; a document naming another issuer is refused. No trailing slash.""",
     )
 
     @validate("issuer")
     def _validate_issuer(self, proposal: Any) -> str:
         return str(proposal["value"]).rstrip("/")
 
-    discovery_timeout = Float(10.0, config=True, help="Seconds to wait for the issuer's discovery document at startup.")
+    discovery_timeout = Float(10.0, config=True, help="Seconds to wait for the issuer's discovery document.")
 
-    credentials_mode = Enum(
-        [MODE_HUB, MODE_SHARED],
-        MODE_HUB,
+    client_issuer_url = Unicode(
+        "",
         config=True,
-        help="""Who refreshes the QCS tokens.
-        'hub' (default, safe with refresh-token rotation and with confidential clients): the Hub keeps the
-        refresh token; users' files get the access token only, and each server pulls a fresh one from the Hub
-        before it expires.
-        'shared': the files also get the refresh token, so the QCS SDK can refresh by itself. Only for a public
-        client at an IdP that does NOT rotate refresh tokens (with rotation, two refreshers log each other out).""",
+        help="""The issuer URL written into users' settings.toml: where QCS clients in kernels (pyQuil,
+        qcs-sdk-python) refresh their access token. The Hub serves it ({hub}/hub/api/qcs/issuer), answering a
+        refresh with the Hub's fresh access token; the refresh token the files carry is good only there and only
+        while one of the user's servers runs. It must be reachable from kernels, and https for qcs-sdk-python
+        0.22 and later (pyQuil 4 also accepts http). Default: derived from oauth_callback_url (same scheme and
+        host, the Hub's prefix).""",
     )
 
     refresh_margin = Integer(
@@ -95,6 +142,24 @@ class QCSAuthenticator(GenericOAuthenticator):
 
     refresh_timeout = Float(
         10.0, config=True, help="Seconds to wait for the IdP's token endpoint before keeping the current tokens."
+    )
+
+    refresh_backoff_initial = Float(
+        30.0,
+        config=True,
+        help="""After a refresh failed (IdP unreachable, slow or erroring), wait this many seconds before the next
+        attempt for that user, doubling with each failure up to refresh_backoff_max. Meanwhile the still-valid
+        access token keeps being handed out, so an IdP outage is not amplified by servers and browsers.""",
+    )
+    refresh_backoff_max = Float(300.0, config=True, help="Longest wait between failed refresh attempts (seconds).")
+
+    refresh_token_max_age_days = Float(
+        90.0, config=True, help="Lifetime of a QCS refresh token in days, counted from the login (QCS: 90)."
+    )
+    refresh_token_warning_days = Float(
+        7.0,
+        config=True,
+        help="Warn (status, admin page, metrics) when the refresh token is within this many days of its lifetime.",
     )
 
     qcs_profile = Unicode(
@@ -133,83 +198,129 @@ class QCSAuthenticator(GenericOAuthenticator):
         # An expired id_token makes oauthenticator fail with HTTP 500; userinfo works with every refresh.
         return False
 
-    verify_discovery_tls = Bool(True, config=True, help="Verify TLS when fetching the discovery document.")
-
-    # --- endpoints from discovery --------------------------------------------------------------------
-    _discovery: dict[str, Any] | None = None
-
-    def _discovered(self, trait: str) -> str:
-        if self._discovery is None:
-            url = f"{self.issuer}/.well-known/openid-configuration"
-            try:
-                with urllib.request.urlopen(url, timeout=self.discovery_timeout) as response:  # noqa: S310 - https issuer
-                    doc = json.loads(response.read().decode("utf-8"))
-                if doc.get("issuer", "").rstrip("/") != self.issuer:
-                    self.log.warning(
-                        "QCS: discovery document at %s names issuer %r, not %r", url, doc.get("issuer"), self.issuer
-                    )
-                self._discovery = doc
-            except (OSError, ValueError) as e:
-                self.log.warning("QCS: could not read %s (%s); using Okta's endpoint layout under the issuer", url, e)
-                self._discovery = {}
-        return self._discovery.get(_ENDPOINT_KEYS[trait]) or f"{self.issuer}{_OKTA_PATHS[trait]}"
-
-    @default("authorize_url")
-    def _authorize_url_default(self) -> str:
-        return self._discovered("authorize_url")
-
-    @default("token_url")
-    def _token_url_default(self) -> str:
-        return self._discovered("token_url")
-
-    @default("userdata_url")
-    def _userdata_url_default(self) -> str:
-        return self._discovered("userdata_url")
+    @default("reconcile_auth_state_hook")
+    def _reconcile_default(self) -> Callable:
+        return _keep_server_records
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._refresh_locks: dict[str, asyncio.Lock] = {}
-        self._rejected: dict[str, str] = {}  # user -> fingerprint of a refresh token the IdP refused
+        self._discovery: dict[str, Any] | None = None
+        self._discovery_task: asyncio.Task | None = None
+        self._discovery_retry_at = 0.0
+        self._discovery_error: str | None = None
+        self._flights: dict[str, asyncio.Future] = {}
+        self._state_locks: dict[str, asyncio.Lock] = {}
+        self._backoff: dict[str, tuple[float, int, str]] = {}  # user -> (next attempt at, failures, error)
+        self._background: set[asyncio.Task] = set()
         self.refresh_requests = 0  # IdP refresh calls made (for operators and tests)
-        if self.enable_auth_state and not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
-            self.log.error(
-                "QCSAuthenticator keeps QCS tokens in encrypted auth_state, which needs JUPYTERHUB_CRYPT_KEY. "
-                "Set it for the Hub, e.g. export JUPYTERHUB_CRYPT_KEY=$(openssl rand -hex 32)"
-            )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        # Start discovery with the Hub, so the first login does not wait for it.
+        self._discovery_task = asyncio.ensure_future(self._discover_quietly())
 
     # --- startup checks ----------------------------------------------------------------------------
     def check_allow_config(self) -> None:
         super().check_allow_config()
         for problem in self.configuration_problems():
-            self.log.warning("QCS: %s", problem)
+            self.log.error("QCS: %s", problem)
+        url = self.issuer_for_clients()
+        if url and not url.startswith("https://"):
+            self.log.warning(
+                "QCS: QCS clients in kernels refresh through %s; qcs-sdk-python refuses an http issuer (pyQuil "
+                "accepts it). Serve the Hub over https or set c.QCSAuthenticator.client_issuer_url.",
+                url,
+            )
 
     def configuration_problems(self) -> list[str]:
-        """What is missing from the Hub's configuration for the credential handoff, in plain words."""
+        """What is missing from the Hub's configuration, one plain sentence each naming the setting."""
         problems = []
         if not self.client_id:
-            problems.append("no client_id: set c.QCSAuthenticator.client_id (or OAUTH_CLIENT_ID).")
+            problems.append("no client id: set c.QCSAuthenticator.client_id (or the OAUTH_CLIENT_ID variable).")
         if not self.oauth_callback_url:
             problems.append(
-                "oauth_callback_url is not set; the callback URL is guessed from each request. Set it to https://<hub>/hub/oauth_callback."
+                "c.QCSAuthenticator.oauth_callback_url is not set (https://<your hub>/hub/oauth_callback); "
+                "it is needed to log in and for QCS clients in kernels to refresh through the Hub."
             )
-        app = self.parent
-        custom = getattr(app, "custom_scopes", {}) or {}
-        if app is not None and CREDENTIALS_SCOPE not in custom:
+        if self.enable_auth_state and not os.environ.get("JUPYTERHUB_CRYPT_KEY"):
             problems.append(
-                f"the scope {CREDENTIALS_SCOPE} is not defined, so servers cannot fetch credentials. Add `from qcs_jupyter.hub import configure_hub; configure_hub(c)` to jupyterhub_config.py."
+                "JUPYTERHUB_CRYPT_KEY is not set: QCS tokens are kept in encrypted auth_state. Set it in the Hub's "
+                "environment, e.g. export JUPYTERHUB_CRYPT_KEY=$(openssl rand -hex 32)"
             )
         return problems
+
+    # --- discovery -----------------------------------------------------------------------------------
+    async def discover(self) -> dict[str, Any]:
+        """The issuer's discovery document; fills endpoints the admin did not set. Retried after a failure."""
+        if self._discovery is not None:
+            return self._discovery
+        if self._discovery_task is None or self._discovery_task.done():
+            if time.monotonic() < self._discovery_retry_at:
+                raise DiscoveryError(self._discovery_error or "discovery failed")
+            self._discovery_task = asyncio.ensure_future(self._fetch_discovery())
+        await asyncio.shield(self._discovery_task)
+        if self._discovery is None:
+            raise DiscoveryError(self._discovery_error or "discovery failed")
+        return self._discovery
+
+    async def _discover_quietly(self) -> None:
+        with contextlib.suppress(DiscoveryError):  # logged inside; the next login or refresh retries
+            await self._fetch_discovery()
+
+    async def _fetch_discovery(self) -> None:
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        try:
+            response = await self.http_client.fetch(
+                self._request(url, method="GET", headers={"Accept": "application/json"}, timeout=self.discovery_timeout)
+            )
+            doc = _json_or_empty(response.body)
+            if str(doc.get("issuer", "")).rstrip("/") != self.issuer:
+                raise DiscoveryError(f"{url} names the issuer {doc.get('issuer')!r}, not {self.issuer!r}")
+        except Exception as e:
+            self._discovery_error = str(e) if isinstance(e, DiscoveryError) else f"{url}: {_describe(e)}"
+            self._discovery_retry_at = time.monotonic() + 10.0
+            self.log.error(
+                "QCS: cannot use the issuer's discovery document: %s; retrying on demand", self._discovery_error
+            )
+            raise DiscoveryError(self._discovery_error) from None
+        for trait, key in _ENDPOINT_KEYS.items():
+            if not getattr(self, trait) and isinstance(doc.get(key), str):
+                setattr(self, trait, doc[key])
+        self._discovery = doc
+        self._discovery_error = None
+
+    def _request(self, url: str, *, timeout: float, **kwargs: Any) -> HTTPRequest:
+        """A request to the IdP honouring oauthenticator's http_request_kwargs (proxy, CA) and TLS settings."""
+        options = {**self.http_request_kwargs, **kwargs}
+        options.setdefault("validate_cert", self.validate_server_cert)
+        options.setdefault("request_timeout", timeout)
+        options.setdefault("connect_timeout", timeout)
+        return HTTPRequest(url, **options)
+
+    async def get_token_info(self, handler: Any, params: dict[str, Any]) -> dict[str, Any]:
+        await self.discover()
+        return await super().get_token_info(handler, params)
+
+    async def token_to_user(self, token_info: dict[str, Any]) -> dict[str, Any]:
+        await self.discover()
+        return await super().token_to_user(token_info)
 
     # --- auth_state with absolute times --------------------------------------------------------------
     async def build_auth_state_dict(self, token_info: dict[str, Any], user_info: dict[str, Any]) -> dict[str, Any]:
         state = super().build_auth_state_dict(token_info, user_info)
-        if asyncio.iscoroutine(state):
+        if inspect.isawaitable(state):
             state = await state
         now = time.time()
         state["qcs"] = {
             "access_token_obtained_at": now,
             "access_token_expires_at": _expires_at(token_info, now),
             "refresh_token_obtained_at": now if token_info.get("refresh_token") else None,
+            "last_refresh_at": None,
+            "last_refresh_outcome": None,
+            "servers": {},
+            "session_refresh_token": None,
+            "logged_out_at": None,
         }
         return state
 
@@ -218,6 +329,24 @@ class QCSAuthenticator(GenericOAuthenticator):
 
     def build_refresh_token_request_params(self, refresh_token: str) -> dict[str, Any]:
         return _drop_empty_secret(super().build_refresh_token_request_params(refresh_token))
+
+    # --- auth_state updates, one per user at a time ---------------------------------------------------------
+    async def update_auth_state(
+        self, user: Any, change: Callable[[dict[str, Any]], Awaitable[Any] | Any]
+    ) -> dict[str, Any] | None:
+        """Read, change and save a user's auth_state under that user's lock (no lost updates between the
+        refresher, spawns, stops, pulls and logouts). ``change`` edits the dict in place."""
+        lock = self._state_locks.setdefault(user.name, asyncio.Lock())
+        async with lock:
+            state = await user.get_auth_state()
+            if state is None:
+                return None
+            state.setdefault("qcs", {})
+            outcome = change(state)
+            if inspect.isawaitable(outcome):
+                await outcome
+            await user.save_auth_state(state)
+            return state
 
     # --- refresh -------------------------------------------------------------------------------------
     def needs_refresh(self, auth_state: dict[str, Any], now: float | None = None) -> bool:
@@ -235,7 +364,12 @@ class QCSAuthenticator(GenericOAuthenticator):
         return expires - now <= margin
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> bool:
-        """Refresh ahead of expiry, once per user at a time; False only when the IdP refused the refresh token."""
+        """Refresh ahead of expiry, once per user at a time.
+
+        This does not return oauthenticator's auth model: the refreshed auth_state is saved inside the user's
+        lock (a returned model would be saved by JupyterHub outside it, racing concurrent refreshes). False only
+        when the user must log in again: the login is over and the access token has expired.
+        """
         if not self.enable_auth_state:
             return True
         if self.refresh_user_hook is not None:
@@ -243,7 +377,7 @@ class QCSAuthenticator(GenericOAuthenticator):
         result = await self.ensure_fresh(user)
         if result.auth_state is None:
             return False
-        return not result.relogin
+        return not (result.relogin and not self.access_token_valid(result.auth_state))
 
     def _due(self, state: dict[str, Any], force: bool) -> bool:
         if not force:
@@ -254,62 +388,101 @@ class QCSAuthenticator(GenericOAuthenticator):
         return time.time() - obtained >= FORCED_REFRESH_MIN_AGE
 
     async def ensure_fresh(self, user: Any, *, force: bool = False) -> Freshness:
-        """Make the user's access token fresh; concurrent callers share one IdP call. Never raises for IdP trouble.
-
-        ``force`` refreshes even when the token is not yet due (unless it is only seconds old).
-        """
+        """Make the user's access token fresh; concurrent callers share one IdP call and its outcome, failures
+        included. Never raises for IdP trouble. ``force`` refreshes even when the token is not yet due (unless it
+        is only seconds old)."""
         state = await user.get_auth_state()
         if not state or not state.get("access_token"):
-            return Freshness(None, relogin=True, error="no QCS tokens are stored for this user; log in again")
+            return Freshness(state or None, relogin=True, error=_relogin_reason(state))
+        if not self._due(state, force):
+            return Freshness(state, relogin=not state.get("refresh_token"), error=_refused_reason(state))
+        flight = self._flights.get(user.name)
+        if flight is None:
+            flight = asyncio.ensure_future(self._refresh(user, force))
+            self._flights[user.name] = flight
+            flight.add_done_callback(lambda f, name=user.name: self._flights.pop(name, None))
+        return await asyncio.shield(flight)
+
+    async def _refresh(self, user: Any, force: bool) -> Freshness:
+        state = await user.get_auth_state()
+        if not state or not state.get("access_token"):
+            return Freshness(state or None, relogin=True, error=_relogin_reason(state))
         if not self._due(state, force):
             return Freshness(state)
-        seen = state.get("access_token")
-        lock = self._refresh_locks.setdefault(user.name, asyncio.Lock())
-        async with lock:
-            state = await user.get_auth_state() or state
-            if state.get("access_token") != seen:
-                return Freshness(state, refreshed=True)  # another request refreshed while we waited
-            if not self._due(state, force):
-                return Freshness(state)
-            refresh_token = state.get("refresh_token")
-            if not refresh_token:
-                return Freshness(
-                    state,
-                    relogin=not _still_valid(state),
-                    error="no refresh token; log in again when the access token expires",
+        refresh_token = state.get("refresh_token")
+        if not refresh_token:
+            return Freshness(state, relogin=True, error=_refused_reason(state) or "no refresh token; log in again")
+        retry_at, failures, last_error = self._backoff.get(user.name, (0.0, 0, ""))
+        if time.monotonic() < retry_at:
+            return Freshness(state, error=last_error)
+        started = time.monotonic()
+        try:
+            token_info = await self._request_refresh(refresh_token)
+        except RefreshRejected as e:
+            self.log.warning("QCS: the IdP refused the refresh token of %s (%s); they must log in again", user.name, e)
+            self._note_refresh(OUTCOME_REJECTED, started)
+            reason = f"the QCS login has expired ({e}); log in again"
+
+            def forget(s: dict[str, Any]) -> None:
+                # The refused token is dead: drop it, so nobody (not even after a Hub restart) sends it again.
+                if s.get("refresh_token") == refresh_token:
+                    s.pop("refresh_token", None)
+                s["qcs"].update(
+                    last_refresh_at=time.time(), last_refresh_outcome=OUTCOME_REJECTED, relogin_reason=reason
                 )
-            if self._rejected.get(user.name) == fingerprint(refresh_token):
-                return Freshness(state, relogin=True, error="the QCS login has expired; log in again")
-            try:
-                token_info = await self._request_refresh(refresh_token)
-            except RefreshRejected as e:
-                self._rejected[user.name] = fingerprint(refresh_token)
-                self.log.warning(
-                    "QCS: the IdP refused the refresh token of %s (%s); they must log in again", user.name, e
-                )
-                return Freshness(state, relogin=True, error=f"the QCS login has expired ({e}); log in again")
-            except Exception as e:
-                message = _describe(e)
-                self.log.warning(
-                    "QCS: could not refresh the tokens of %s: %s; keeping the current ones", user.name, message
-                )
-                return Freshness(state, error=f"the identity provider could not be reached ({message})")
-            new_state = await self._refreshed_state(state, token_info)
-            await user.save_auth_state(new_state)
-            self.log.info("QCS: refreshed the access token of %s", user.name)
-            return Freshness(new_state, refreshed=True)
+
+            state = await self.update_auth_state(user, forget) or state
+            self._backoff.pop(user.name, None)
+            return Freshness(state, relogin=True, error=reason)
+        except Exception as e:
+            outcome = OUTCOME_TIMEOUT if _is_timeout(e) else OUTCOME_UNREACHABLE
+            self._note_refresh(outcome, started)
+            message = f"the identity provider could not be reached ({_describe(e)})"
+            wait = min(self.refresh_backoff_max, self.refresh_backoff_initial * 2**failures)
+            self._backoff[user.name] = (time.monotonic() + wait, failures + 1, message)
+            self.log.warning(
+                "QCS: could not refresh the tokens of %s: %s; keeping the current ones, next try in %.0f s",
+                user.name,
+                message,
+                wait,
+            )
+
+            def note(s: dict[str, Any]) -> None:
+                s["qcs"].update(last_refresh_at=time.time(), last_refresh_outcome=outcome)
+
+            state = await self.update_auth_state(user, note) or state
+            return Freshness(state, error=message)
+        self._backoff.pop(user.name, None)
+        self._note_refresh(OUTCOME_OK, started)
+        user_info = await self._user_info_after_refresh(token_info)
+
+        async def apply(s: dict[str, Any]) -> None:
+            await self._apply_refresh(s, token_info, user_info)
+
+        new_state = await self.update_auth_state(user, apply)
+        self.log.info("QCS: refreshed the access token of %s", user.name)
+        return Freshness(new_state, refreshed=True)
+
+    # Hooks for metrics: each says what finished, how, and (where timed) since when (``time.monotonic()``).
+    def _note_refresh(self, outcome: str, started: float) -> None:
+        """One IdP refresh finished."""
+
+    def note_handoff(self, outcome: str, started: float) -> None:
+        """One credential pull by a user's server was answered."""
+
+    def note_client_refresh(self, outcome: str) -> None:
+        """One refresh by a QCS client in a kernel (through the Hub's issuer) was answered."""
 
     async def _request_refresh(self, refresh_token: str) -> dict[str, Any]:
+        await self.discover()
         self.refresh_requests += 1
         params = self.build_refresh_token_request_params(refresh_token)
-        request = HTTPRequest(
+        request = self._request(
             self.token_url,
             method="POST",
             headers=self.build_token_info_request_headers(),
             body=urlencode(params).encode("utf-8"),
-            validate_cert=self.validate_server_cert,
-            request_timeout=self.refresh_timeout,
-            connect_timeout=self.refresh_timeout,
+            timeout=self.refresh_timeout,
         )
         try:
             response = await self.http_client.fetch(request)
@@ -324,61 +497,251 @@ class QCSAuthenticator(GenericOAuthenticator):
             raise ValueError("the token endpoint answered without an access_token")
         return token_info
 
-    async def _refreshed_state(self, state: dict[str, Any], token_info: dict[str, Any]) -> dict[str, Any]:
-        if not token_info.get("refresh_token"):
-            token_info["refresh_token"] = state.get("refresh_token")  # no rotation: keep the one we have
-        user_info = state.get(self.user_auth_state_key)
+    async def _user_info_after_refresh(self, token_info: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            user_info = await self.token_to_user(token_info)
+            return await self.token_to_user(token_info)
         except Exception as e:  # userinfo is nice to have on refresh; the tokens are what matter
             self.log.warning("QCS: userinfo after refresh failed (%s); keeping the previous user info", _describe(e))
-        new_state = await self.build_auth_state_dict(token_info, user_info)
-        previous = state.get("qcs") or {}
-        # The 90-day horizon counts from the login (the grant), not from the last rotation.
-        new_state["qcs"]["refresh_token_obtained_at"] = (
-            previous.get("refresh_token_obtained_at") or new_state["qcs"]["refresh_token_obtained_at"]
-        )
-        return new_state
+            return None
 
-    # --- spawning and handoff --------------------------------------------------------------------------
+    async def _apply_refresh(
+        self, state: dict[str, Any], token_info: dict[str, Any], user_info: dict[str, Any] | None
+    ) -> None:
+        """Put a refresh's tokens into ``state`` (in place), keeping everything else of ours."""
+        if not token_info.get("refresh_token"):
+            token_info["refresh_token"] = state.get("refresh_token")  # no rotation: keep the one we have
+        built = await self.build_auth_state_dict(token_info, user_info or state.get(self.user_auth_state_key))
+        previous = state.get("qcs") or {}
+        qcs = {**previous, **{k: built["qcs"][k] for k in ("access_token_obtained_at", "access_token_expires_at")}}
+        # The 90-day horizon counts from the login (the grant), not from the last rotation.
+        qcs["refresh_token_obtained_at"] = (
+            previous.get("refresh_token_obtained_at") or built["qcs"]["refresh_token_obtained_at"]
+        )
+        qcs.update(last_refresh_at=time.time(), last_refresh_outcome=OUTCOME_OK, relogin_reason=None)
+        state.update({k: v for k, v in built.items() if k != "qcs"})
+        state["qcs"] = qcs
+
+    # --- logout and revocation -------------------------------------------------------------------------
+    async def revoke_session(self, user: Any, reason: str) -> None:
+        """End the user's QCS session: drop the tokens from auth_state at once, then revoke the refresh token at
+        the IdP (RFC 7009) in the background, best effort. Running servers get "logged out" on their next pull and
+        held clients in kernels can no longer refresh."""
+        dropped: dict[str, str] = {}
+
+        def drop(s: dict[str, Any]) -> None:
+            for key in ("refresh_token", "access_token", "id_token"):
+                if s.get(key):
+                    dropped[key] = s.pop(key)
+            s["qcs"].update(
+                logged_out_at=time.time(),
+                session_refresh_token=None,
+                relogin_reason=f"you logged out of QCS ({reason}); log in again",
+            )
+
+        await self.update_auth_state(user, drop)
+        self._backoff.pop(user.name, None)
+        if dropped.get("refresh_token"):
+            task = asyncio.ensure_future(self._revoke(dropped["refresh_token"], user.name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        self.log.info("QCS: ended the QCS session of %s (%s)", user.name, reason)
+
+    async def _revoke(self, refresh_token: str, user_name: str) -> bool:
+        try:
+            doc = await self.discover()
+            endpoint = doc.get("revocation_endpoint")
+            if not isinstance(endpoint, str):
+                self.log.info(
+                    "QCS: the issuer has no revocation endpoint; %s's refresh token was only dropped", user_name
+                )
+                return False
+            params = _drop_empty_secret(
+                {
+                    "token": refresh_token,
+                    "token_type_hint": "refresh_token",
+                    "client_id": self.client_id,
+                    "client_secret": self.client_secret,
+                }
+            )
+            await self.http_client.fetch(
+                self._request(
+                    endpoint,
+                    method="POST",
+                    headers=self.build_token_info_request_headers(),
+                    body=urlencode(params).encode("utf-8"),
+                    timeout=self.refresh_timeout,
+                )
+            )
+            return True
+        except Exception as e:
+            self.log.warning("QCS: could not revoke the refresh token of %s at the IdP: %s", user_name, _describe(e))
+            return False
+
+    # --- servers: who may pull --------------------------------------------------------------------------
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
-        """Every server start gets freshly refreshed credentials; IdP trouble never fails a spawn."""
+        """Every server start gets freshly refreshed credentials and is recorded as the user's own server.
+
+        The record (a hash of the server's API token, in encrypted auth_state) is what lets that server, and
+        nothing else, pull the user's credentials. IdP trouble never fails a spawn.
+        """
         inherited = super().pre_spawn_start(user, spawner)
         if inspect.isawaitable(inherited):
             await inherited
         result = await self.ensure_fresh(user, force=True)
         if result.error:
             self.log.warning("QCS: starting %s with the tokens we have: %s", spawner._log_name, result.error)
-        scopes = spawner.server_token_scopes
-        if not callable(scopes) and scopes and not any(s.startswith(CREDENTIALS_SCOPE) for s in scopes):
-            self.log.warning(
-                "QCS: %s's server token lacks %s!user, so it cannot fetch QCS credentials; use configure_hub(c).",
-                spawner._log_name,
-                CREDENTIALS_SCOPE,
-            )
+        others = [s for name, s in user.spawners.items() if name != spawner.name and s.active]
 
+        def record(state: dict[str, Any]) -> None:
+            qcs = state["qcs"]
+            servers = {k: v for k, v in (qcs.get("servers") or {}).items() if k in user.spawners and k != spawner.name}
+            servers[spawner.name] = {
+                "token_sha256": _sha256(spawner.api_token),
+                "started_at": time.time(),
+                "last_pull_at": None,
+            }
+            qcs["servers"] = servers
+            if not qcs.get("session_refresh_token") or not others:
+                qcs["session_refresh_token"] = _mint_session_token(user.name)
+
+        if await self.update_auth_state(user, record) is None:
+            self.log.warning("QCS: %s has no QCS tokens stored; their server starts without credentials", user.name)
+
+    async def post_spawn_stop(self, user: Any, spawner: Any) -> None:
+        """A stopped server can no longer pull; with no server left, the session refresh token dies too."""
+        inherited = super().post_spawn_stop(user, spawner)
+        if inspect.isawaitable(inherited):
+            await inherited
+        others = [s for name, s in user.spawners.items() if name != spawner.name and s.active]
+
+        def forget(state: dict[str, Any]) -> None:
+            qcs = state["qcs"]
+            (qcs.get("servers") or {}).pop(spawner.name, None)
+            if not others:
+                qcs["session_refresh_token"] = None
+
+        await self.update_auth_state(user, forget)
+
+    def calling_server(self, user: Any, state: dict[str, Any] | None, token: str | None) -> str | None:
+        """The name of ``user``'s running server that ``token`` was issued to, or None."""
+        if not token or not state:
+            return None
+        digest = _sha256(token)
+        for name, record in ((state.get("qcs") or {}).get("servers") or {}).items():
+            spawner = user.spawners.get(name) if name in user.spawners else None
+            if (
+                spawner is not None
+                and spawner.active
+                and isinstance(record, dict)
+                and hmac.compare_digest(str(record.get("token_sha256", "")), digest)
+            ):
+                return name
+        return None
+
+    async def record_pull(self, user: Any, server_name: str) -> None:
+        def note(state: dict[str, Any]) -> None:
+            record = ((state.get("qcs") or {}).get("servers") or {}).get(server_name)
+            if isinstance(record, dict):
+                record["last_pull_at"] = time.time()
+
+        await self.update_auth_state(user, note)
+
+    def session_token_user(self, token: str) -> str | None:
+        """The user name a session refresh token claims (not yet verified)."""
+        parts = token.split(".")
+        if len(parts) != 3 or parts[0] != SESSION_TOKEN_PREFIX:
+            return None
+        try:
+            return base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    @staticmethod
+    def session_token_valid(user: Any, state: dict[str, Any] | None, token: str) -> bool:
+        expected = ((state or {}).get("qcs") or {}).get("session_refresh_token")
+        if not expected or not hmac.compare_digest(str(expected), token):
+            return False
+        return any(s.active for s in user.spawners.values())
+
+    # --- what servers and clients receive --------------------------------------------------------------
     @staticmethod
     def access_token_valid(auth_state: dict[str, Any]) -> bool:
         return _still_valid(auth_state)
 
-    def auth_server(self) -> AuthServer:
-        return AuthServer(self.issuer, self.client_id)
+    def issuer_for_clients(self) -> str:
+        """The issuer URL written into users' settings.toml (the Hub's), or '' when it cannot be derived."""
+        if self.client_issuer_url:
+            return self.client_issuer_url.rstrip("/")
+        if not self.oauth_callback_url:
+            return ""
+        parsed = urlparse(self.oauth_callback_url)
+        hub_prefix = getattr(self.parent, "hub_prefix", None) or (parsed.path.rsplit("/", 1)[0] + "/")
+        path = hub_prefix.rstrip("/") + "/api" + ISSUER_ROUTE
+        return urlunparse((parsed.scheme, parsed.netloc, path, "", "", ""))
 
-    def handoff_payload(self, auth_state: dict[str, Any], refresh_error: str | None = None) -> dict[str, Any]:
+    def auth_server(self) -> AuthServer:
+        return AuthServer(self.issuer_for_clients() or self.issuer, self.client_id)
+
+    def handoff_payload(self, freshness: Freshness) -> dict[str, Any]:
+        assert freshness.auth_state is not None
         return build_payload(
-            auth_state,
-            mode=self.credentials_mode,
+            freshness.auth_state,
             auth_server=self.auth_server(),
             api_url=self.qcs_api_url,
             grpc_api_url=self.qcs_grpc_api_url,
             profile=self.qcs_profile,
-            refresh_error=refresh_error,
+            refresh_error=freshness.error,
+            relogin_required=freshness.relogin,
         )
 
     def get_handlers(self, app: Any) -> list[tuple]:
-        from .handlers import QCSCredentialsHandler
+        from .handlers import (
+            QCSCredentialsHandler,
+            QCSIssuerDiscoveryHandler,
+            QCSIssuerTokenHandler,
+            QCSStopHandler,
+        )
 
-        return [*super().get_handlers(app), (r"/api/qcs/credentials/([^/]+)", QCSCredentialsHandler)]
+        return [
+            *super().get_handlers(app),
+            (r"/api/qcs/credentials/([^/]+)", QCSCredentialsHandler),
+            (r"/api/qcs/stop/([^/]+)", QCSStopHandler),
+            (r"/api/qcs/issuer/\.well-known/openid-configuration", QCSIssuerDiscoveryHandler),
+            (r"/api/qcs/issuer/v1/token", QCSIssuerTokenHandler),
+        ]
+
+
+def _keep_server_records(authenticator: Any, auth_model: dict[str, Any], existing: dict[str, Any] | None) -> Any:
+    """A new login keeps the records of the user's running servers (they go on pulling, with the new tokens)."""
+    state = auth_model.get("auth_state")
+    previous = (existing or {}).get("qcs") or {}
+    if isinstance(state, dict) and isinstance(state.get("qcs"), dict):
+        state["qcs"]["servers"] = previous.get("servers") or {}
+        state["qcs"]["session_refresh_token"] = previous.get("session_refresh_token") or (
+            _mint_session_token(auth_model["name"]) if previous.get("servers") else None
+        )
+    return state
+
+
+def _mint_session_token(user_name: str) -> str:
+    name = base64.urlsafe_b64encode(user_name.encode("utf-8")).decode("ascii").rstrip("=")
+    return f"{SESSION_TOKEN_PREFIX}.{name}.{secrets.token_urlsafe(32)}"
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _relogin_reason(state: dict[str, Any] | None) -> str:
+    return ((state or {}).get("qcs") or {}).get("relogin_reason") or "no QCS tokens are stored for you; log in again"
+
+
+def _refused_reason(state: dict[str, Any]) -> str | None:
+    if state.get("refresh_token"):
+        return None
+    return (state.get("qcs") or {}).get(
+        "relogin_reason"
+    ) or "no refresh token; log in again when the access token expires"
 
 
 def _expires_at(token_info: dict[str, Any], now: float | None) -> float | None:
@@ -394,7 +757,7 @@ def _expires_at(token_info: dict[str, Any], now: float | None) -> float | None:
 
 def _still_valid(state: dict[str, Any]) -> bool:
     expires = (state.get("qcs") or {}).get("access_token_expires_at")
-    return bool(expires and expires > time.time())
+    return bool(state.get("access_token") and expires and expires > time.time())
 
 
 def _drop_empty_secret(params: dict[str, Any]) -> dict[str, Any]:
@@ -410,6 +773,12 @@ def _json_or_empty(body: bytes | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _is_timeout(e: BaseException) -> bool:
+    return isinstance(e, (asyncio.TimeoutError, TimeoutError)) or (
+        isinstance(e, HTTPClientError) and e.code == 599 and "timeout" in str(e.message).lower()
+    )
 
 
 def _describe(e: BaseException) -> str:

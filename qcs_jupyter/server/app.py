@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
-from .credentials import ServerCredentials
 from .handlers import RefreshHandler, RestartHandler, StatusHandler
+from .hub_client import QCSHubClient
+from .keeper import CredentialKeeper
 
 
 class QCSJupyterApp(ExtensionApp):
     """QCS credentials for JupyterLab: writes and refreshes ``~/.qcs`` and serves ``/qcs-jupyter/...``.
 
     Under JupyterHub (with QCSAuthenticator) it fetches the user's credentials from the Hub before the
-    server starts listening, and again ahead of every access-token expiry. Without a Hub it shows the
-    status of the user's own ``~/.qcs``.
+    server starts listening, and again ahead of every access-token expiry (options: ``c.QCSHubClient``).
+    Without a Hub it shows the status of the user's own ``~/.qcs``.
     """
 
     name = "qcs_jupyter"
     load_other_extensions = True
+    classes: ClassVar[list] = [QCSHubClient]
 
     profile = Unicode(
         None,
@@ -33,28 +37,9 @@ class QCSJupyterApp(ExtensionApp):
         help="""Days before the 90-day refresh-token horizon at which the status turns to 'expiring'
         and problems start warning the user.""",
     )
-    sync_margin = Float(
-        120.0,
-        config=True,
-        help="""Fetch fresh credentials from the Hub this many seconds before the access token expires
-        (capped at a third of the token's lifetime).""",
-    )
-    sync_min_interval = Float(5.0, config=True, help="Never fetch from the Hub more often than this (seconds).")
-    sync_max_interval = Float(1800.0, config=True, help="Fetch from the Hub at least this often (seconds).")
-    hub_timeout = Float(10.0, config=True, help="Seconds to wait for each JupyterHub API call.")
 
     def initialize_settings(self) -> None:
-        self.credentials = ServerCredentials(
-            profile=self.profile,
-            warning_days=self.warning_days,
-            log=self.log,
-            hub_options={
-                "margin": self.sync_margin,
-                "min_interval": self.sync_min_interval,
-                "max_interval": self.sync_max_interval,
-                "timeout": self.hub_timeout,
-            },
-        )
+        self.credentials = CredentialKeeper(profile=self.profile, warning_days=self.warning_days, parent=self)
         self.credentials.start()
 
     def initialize_handlers(self) -> None:

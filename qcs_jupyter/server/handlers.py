@@ -27,6 +27,19 @@ class QCSHandler(ExtensionHandlerMixin, APIHandler):
     def credentials(self):
         return self.extensionapp.credentials
 
+    @property
+    def is_owner(self) -> bool:
+        """Whether the caller owns this server. JupyterHub lets users it is shared with (``access:servers``) in
+        too, and its authorizer ignores the action; refresh, restart and the owner's identity are the owner's."""
+        hub_user = getattr(self.current_user, "hub_user", None)
+        if hub_user is None:  # a plain jupyter-server: whoever holds its token or password owns it
+            return True
+        return hub_user.get("kind", "user") == "user" and hub_user.get("name") == self.credentials.hub.user
+
+    def require_owner(self) -> None:
+        if not self.is_owner:
+            raise tornado.web.HTTPError(403, "Only the owner of this server can do that.")
+
     def write_json(self, data: dict, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -37,10 +50,13 @@ class QCSHandler(ExtensionHandlerMixin, APIHandler):
 class StatusHandler(QCSHandler):
     """``GET qcs-jupyter/status``: the token status (never a token value) plus what the Hub link offers."""
 
+    # An open panel polls this; it must not keep an idle server from being culled (like /api/status).
+    _track_activity = False
+
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        self.write_json(await self.credentials.status())
+        self.write_json(await self.credentials.status(owner=self.is_owner))
 
 
 class RefreshHandler(QCSHandler):
@@ -49,6 +65,7 @@ class RefreshHandler(QCSHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
+        self.require_owner()
         hub = self.credentials.hub
         if not hub.available:
             raise tornado.web.HTTPError(409, "Not running under JupyterHub: there is no Hub to refresh from.")
@@ -62,8 +79,9 @@ class RestartHandler(QCSHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
+        self.require_owner()
         hub = self.credentials.hub
-        if not hub.can_stop:
-            raise tornado.web.HTTPError(409, hub.info()["reason"] or "Restart is not available here.")
+        if not hub.available or not hub.spawn_url:
+            raise tornado.web.HTTPError(409, "Not running under JupyterHub: restart your server yourself.")
         self.write_json({"spawn_url": hub.spawn_url}, status=202)
         asyncio.get_running_loop().call_later(RESTART_DELAY_SECONDS, hub.stop_server)

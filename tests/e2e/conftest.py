@@ -21,14 +21,10 @@ def pytest_collection_modifyitems(items):
 
 
 @contextlib.contextmanager
-def stack(
-    workdir: Path, *, rotate: bool, mode: str = "hub", ttl: int = ACCESS_TOKEN_TTL, **hub_options
-) -> Iterator[LocalHub]:
+def stack(workdir: Path, *, rotate: bool, ttl: int = ACCESS_TOKEN_TTL, **hub_options) -> Iterator[LocalHub]:
     """Short-lived tokens and tight margins, so expiry and refresh happen within a test."""
     options = {"refresh_margin": 8, "auth_refresh_age": 1, "sync_margin": 5, **hub_options}
-    with local_stack(
-        workdir, ttl=ttl, rotate=rotate, credentials_mode=mode, idp_options={"refresh_token_ttl": 3600}, **options
-    ) as hub:
+    with local_stack(workdir, ttl=ttl, rotate=rotate, idp_options={"refresh_token_ttl": 3600}, **options) as hub:
         yield hub
 
 
@@ -36,13 +32,6 @@ def stack(
 def rotating_hub(tmp_path_factory) -> Iterator[LocalHub]:
     """Refresh-token rotation on (as oidc-provider does for public clients), Hub-managed refresh."""
     with stack(tmp_path_factory.mktemp("rotating"), rotate=True) as hub:
-        yield hub
-
-
-@pytest.fixture(scope="module")
-def shared_hub(tmp_path_factory) -> Iterator[LocalHub]:
-    """Rotation off, credentials shared with the SDK (the files carry the refresh token)."""
-    with stack(tmp_path_factory.mktemp("shared"), rotate=False, mode="shared") as hub:
         yield hub
 
 

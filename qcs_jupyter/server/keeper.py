@@ -1,0 +1,66 @@
+"""The server's keeper of the user's credentials: pulls them from the Hub and reports the status of ``~/.qcs``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from traitlets import Instance
+from traitlets.config import LoggingConfigurable
+
+from ..credentials import CredentialStore, StoreSnapshot, compute_status
+from .hub_client import QCSHubClient
+
+
+class CredentialKeeper(LoggingConfigurable):
+    """Reads the status off the event loop, and owns the client of the Hub (when there is one)."""
+
+    hub = Instance(QCSHubClient)
+
+    def __init__(self, *, profile: str | None = None, warning_days: float = 7.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.profile = profile
+        self.warning_days = warning_days
+        self.hub = QCSHubClient(parent=self, **({"profile": profile} if profile else {}))
+        self._cache: tuple[Any, StoreSnapshot] | None = None
+
+    def start(self) -> None:
+        """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
+        if self.hub.available:
+            # The Hub keeps the files fresh; QCS clients in kernels (which inherit this) must not write them back:
+            # pyQuil's write-back goes through $TMPDIR and fails when the home is on another filesystem.
+            os.environ.setdefault("QCS_SECRETS_READ_ONLY", "true")
+            self.hub.pull_blocking()
+
+    def start_background(self) -> None:
+        if self.hub.available:
+            self.hub.start()
+
+    async def status(self, *, owner: bool = True) -> dict[str, Any]:
+        # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
+        store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
+        status = compute_status(await self._snapshot(store), warning_days=self.warning_days)
+        status["hub"] = self.hub.info(owner=owner)
+        if not owner:
+            status = _without_identity(status)
+        return status
+
+    async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
+        """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
+        key = (store.explicit_profile, store.paths, store.files_identity())
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        snap = await asyncio.get_running_loop().run_in_executor(None, store.read)
+        self._cache = (key, snap)
+        return snap
+
+
+def _without_identity(status: dict[str, Any]) -> dict[str, Any]:
+    """What a user this server is shared with may see: the state, nothing of who owns it or where."""
+    identity = status.get("identity")
+    if isinstance(identity, dict):
+        status["identity"] = dict.fromkeys(identity)
+    status["problems"] = []
+    status["settings_path"] = status["secrets_path"] = None
+    return status
