@@ -32,6 +32,7 @@ from ..credentials import AuthServer
 from ..credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 from ..credentials.tokens import jwt_expiry
 from ..handoff import ISSUER_ROUTE, build_payload
+from . import metrics
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
 FORCED_REFRESH_MIN_AGE = 5.0
@@ -93,6 +94,7 @@ class QCSLogoutHandler(OAuthLogoutHandler):
         user = self.current_user
         if user is not None and getattr(user, "kind", "user") == "user":
             await self.authenticator.revoke_session(user, "logout")
+            metrics.logout("user")
 
 
 class QCSAuthenticator(GenericOAuthenticator):
@@ -346,6 +348,7 @@ class QCSAuthenticator(GenericOAuthenticator):
             if inspect.isawaitable(outcome):
                 await outcome
             await user.save_auth_state(state)
+            self._observe_health(user.name, state)
             return state
 
     # --- refresh -------------------------------------------------------------------------------------
@@ -466,12 +469,34 @@ class QCSAuthenticator(GenericOAuthenticator):
     # Hooks for metrics: each says what finished, how, and (where timed) since when (``time.monotonic()``).
     def _note_refresh(self, outcome: str, started: float) -> None:
         """One IdP refresh finished."""
+        metrics.idp_refresh(outcome, time.monotonic() - started)
 
     def note_handoff(self, outcome: str, started: float) -> None:
         """One credential pull by a user's server was answered."""
+        metrics.handoff(outcome, time.monotonic() - started)
 
     def note_client_refresh(self, outcome: str) -> None:
         """One refresh by a QCS client in a kernel (through the Hub's issuer) was answered."""
+        metrics.held_client_refresh(outcome)
+
+    def _observe_health(self, user_name: str, state: dict[str, Any] | None) -> None:
+        metrics.observe_auth_state(
+            user_name,
+            state,
+            max_age_days=self.refresh_token_max_age_days,
+            warning_days=self.refresh_token_warning_days,
+        )
+
+    async def run_post_auth_hook(self, handler: Any, auth_model: dict[str, Any]) -> dict[str, Any]:
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        if auth_model and (auth_model.get("auth_state") or {}).get("access_token"):
+            metrics.login()  # the user passed the allow checks: a QCS login that stores tokens
+            self._observe_health(auth_model["name"], auth_model["auth_state"])
+        return auth_model
+
+    def delete_user(self, user: Any) -> None:
+        super().delete_user(user)
+        metrics.forget_user(user.name)
 
     async def _request_refresh(self, refresh_token: str) -> dict[str, Any]:
         await self.discover()
@@ -695,6 +720,7 @@ class QCSAuthenticator(GenericOAuthenticator):
         )
 
     def get_handlers(self, app: Any) -> list[tuple]:
+        from .admin import admin_handlers
         from .handlers import (
             QCSCredentialsHandler,
             QCSIssuerDiscoveryHandler,
@@ -704,6 +730,7 @@ class QCSAuthenticator(GenericOAuthenticator):
 
         return [
             *super().get_handlers(app),
+            *admin_handlers(self),
             (r"/api/qcs/credentials/([^/]+)", QCSCredentialsHandler),
             (r"/api/qcs/stop/([^/]+)", QCSStopHandler),
             (r"/api/qcs/issuer/\.well-known/openid-configuration", QCSIssuerDiscoveryHandler),

@@ -1,0 +1,407 @@
+"""The QCS admin page of the Hub: every user's QCS token health, problems first, with "Revoke QCS session".
+
+Routes (under the Hub prefix, e.g. ``/hub/``), added by ``QCSAuthenticator.get_handlers``:
+
+- ``GET  qcs/admin`` — the page (a Hub template extending ``page.html``). Needs ``admin-ui``, like
+  JupyterHub's own admin page; it lists the users the viewer may ``read:users``.
+- ``POST qcs/admin`` — form ``user``, ``reason``, ``_xsrf``: revoke that user's QCS session. Needs
+  ``admin:users`` on that user (the scope JupyterHub asks to change a user's auth_state).
+- ``GET  api/qcs/users`` — the same rows as JSON for scripts. Needs ``read:users``; a filtered scope
+  (``read:users!group=physics``, or a user's own ``self``) sees only the users it covers.
+- ``POST api/qcs/users/{name}/revoke`` — JSON ``{"reason": "..."}``: the API twin of the page's action.
+
+No token value is ever shown or returned: only times, ages, outcomes and server names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.handlers.base import BaseHandler
+from jupyterhub.scopes import needs_scope
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from . import metrics
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "qcs_admin.html"
+
+#: Row states, problems first (the default order of the page).
+STATES = ("relogin", "warning", "ok", "signed_out", "never")
+STATE_LABELS = {
+    "relogin": "must log in again",
+    "warning": "attention",
+    "ok": "ok",
+    "signed_out": "signed out",
+    "never": "not signed in with QCS",
+}
+#: Columns one can sort by (``sort=NAME``, or ``sort=-NAME`` for descending, as JupyterHub's users API).
+SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "status": lambda row: STATES.index(row["status"]),
+    "name": lambda row: row["name"].lower(),
+    "access_expires": lambda row: row["access_token_expires_at_epoch"],
+    "refresh_age": lambda row: row["refresh_token_age_days"],
+    "last_refresh": lambda row: row["last_refresh_at_epoch"],
+    "last_pull": lambda row: row["last_pull_at_epoch"],
+}
+MAX_REASON = 200
+TRANSIENT_OUTCOMES = {"unreachable": "the identity provider could not be reached", "timeout": "it timed out"}
+
+
+# --- rows ---------------------------------------------------------------------------------------------------
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def relative(epoch: float | None, now: float) -> str:
+    """``in 42 min``, ``3 d ago``: a short human distance from ``now``."""
+    if epoch is None:
+        return "—"
+    delta = epoch - now
+    seconds = abs(delta)
+    if seconds < 60:
+        text = f"{seconds:.0f} s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f} min"
+    elif seconds < 2 * 86400:
+        text = f"{seconds / 3600:.1f} h"
+    else:
+        text = f"{seconds / 86400:.0f} d"
+    return f"in {text}" if delta >= 0 else f"{text} ago"
+
+
+def user_row(
+    name: str,
+    auth_state: Mapping[str, Any] | None,
+    *,
+    now: float | None = None,
+    max_age_days: float = metrics.MAX_AGE_DAYS,
+    warning_days: float = metrics.WARNING_DAYS,
+    running: Mapping[str, bool] | None = None,
+) -> dict[str, Any]:
+    """One user's QCS token health, from their auth_state: JSON-ready, and never a token value.
+
+    ``running`` maps server names ('' = the default server) to whether that server runs now.
+    """
+    now = time.time() if now is None else now
+    state = auth_state or {}
+    qcs = state.get("qcs") or {}
+    health = metrics.classify(auth_state, max_age_days=max_age_days, warning_days=warning_days)
+    status = health.state(now)
+    if status == "signed_out" and not qcs.get("logged_out_at"):
+        status = "never"  # no tokens and no record of a logout: never signed in with QCS
+
+    access_expires = _num(qcs.get("access_token_expires_at"))
+    refresh_obtained = _num(qcs.get("refresh_token_obtained_at")) if state.get("refresh_token") else None
+    refresh_age = (now - refresh_obtained) / metrics.DAY if refresh_obtained is not None else None
+    refresh_expires = refresh_obtained + max_age_days * metrics.DAY if refresh_obtained is not None else None
+    last_refresh = _num(qcs.get("last_refresh_at"))
+    outcome = qcs.get("last_refresh_outcome")
+    outcome = outcome if isinstance(outcome, str) else None
+    logged_out = _num(qcs.get("logged_out_at"))
+
+    problems: list[str] = []
+    if status == "relogin":
+        if outcome == "rejected":
+            problems.append(
+                f"The identity provider refused the refresh token ({relative(last_refresh, now)}): "
+                "the user must log in again."
+            )
+        if refresh_age is not None and refresh_age >= max_age_days:
+            problems.append(
+                f"The refresh token is {refresh_age:.0f} days old; QCS refresh tokens last {max_age_days:g} days: "
+                "the user must log in again."
+            )
+        if not state.get("refresh_token"):
+            problems.append("There is no refresh token and the access token has expired: the user must log in again.")
+    elif status == "warning" and refresh_expires is not None:
+        problems.append(
+            f"The refresh token expires {relative(refresh_expires, now)}: the user should log in again before then."
+        )
+    if status in ("ok", "warning") and outcome in TRANSIENT_OUTCOMES:
+        status = "warning"
+        problems.append(
+            f"The last refresh failed ({relative(last_refresh, now)}): {TRANSIENT_OUTCOMES[outcome]}; "
+            "the Hub keeps the current tokens and retries."
+        )
+
+    servers = []
+    for server_name, info in sorted((qcs.get("servers") or {}).items()):
+        info = info if isinstance(info, Mapping) else {}
+        started, pulled = _num(info.get("started_at")), _num(info.get("last_pull_at"))
+        servers.append(
+            {
+                "name": server_name,
+                "started_at": _iso(started),
+                "last_pull_at": _iso(pulled),
+                "last_pull": relative(pulled, now) if pulled is not None else "never",
+                "running": bool((running or {}).get(server_name, False)),
+                "last_pull_at_epoch": pulled,
+            }
+        )
+    pulls = [s["last_pull_at_epoch"] for s in servers if s["last_pull_at_epoch"] is not None]
+    return {
+        "name": name,
+        "status": status,
+        "status_label": STATE_LABELS[status],
+        "problems": problems,
+        "signed_in": health.signed_in,
+        "access_token_expires_at": _iso(access_expires),
+        "access_token_expires": relative(access_expires, now),
+        "access_token_expired": access_expires is not None and access_expires <= now,
+        "refresh_token_obtained_at": _iso(refresh_obtained),
+        "refresh_token_age_days": round(refresh_age, 2) if refresh_age is not None else None,
+        "refresh_token_max_age_days": max_age_days,
+        "refresh_token_expires_at": _iso(refresh_expires),
+        "last_refresh_at": _iso(last_refresh),
+        "last_refresh": relative(last_refresh, now) if last_refresh is not None else "never",
+        "last_refresh_outcome": outcome,
+        "logged_out_at": _iso(logged_out),
+        "servers": servers,
+        # sort keys, not part of the JSON
+        "access_token_expires_at_epoch": access_expires,
+        "last_refresh_at_epoch": last_refresh,
+        "last_pull_at_epoch": max(pulls) if pulls else None,
+    }
+
+
+def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as the JSON API returns it (no display strings or sort helpers)."""
+    hidden = {"status_label", "access_token_expires", "last_refresh"}
+    out = {k: v for k, v in row.items() if k not in hidden and not k.endswith("_epoch")}
+    out["servers"] = [
+        {k: v for k, v in s.items() if k != "last_pull" and not k.endswith("_epoch")} for s in row["servers"]
+    ]
+    return out
+
+
+def parse_sort(value: str | None) -> tuple[str, bool]:
+    """``status`` / ``-refresh_age`` → (key, descending); a clear ValueError for anything else."""
+    value = (value or "status").strip()
+    descending = value.startswith("-")
+    key = value.lstrip("-")
+    if key not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)} (prefix '-' for descending), not {value!r}")
+    return key, descending
+
+
+def sort_rows(rows: list[dict[str, Any]], key: str = "status", descending: bool = False) -> list[dict[str, Any]]:
+    """Sort by ``key`` (missing values last either way), then by name; ``status`` puts problems first."""
+    get = SORT_KEYS[key]
+    rows = sorted(rows, key=SORT_KEYS["name"])
+    present = [r for r in rows if get(r) is not None]
+    missing = [r for r in rows if get(r) is None]
+    return sorted(present, key=get, reverse=descending) + missing
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows:
+        counts[row["status"]] += 1
+    return {"users": len(rows), **counts}
+
+
+# --- handlers ---------------------------------------------------------------------------------------------
+def _limits(authenticator: Any) -> tuple[float, float]:
+    return (
+        float(getattr(authenticator, "refresh_token_max_age_days", metrics.MAX_AGE_DAYS)),
+        float(getattr(authenticator, "refresh_token_warning_days", metrics.WARNING_DAYS)),
+    )
+
+
+class _QCSHealthMixin:
+    """Builds the rows for the users the current request may read."""
+
+    async def health_rows(self: Any) -> list[dict[str, Any]]:
+        can_read = self.get_scope_filter("read:users")
+        max_age, warning = _limits(self.authenticator)
+        users = [self.users[u] for u in self.db.query(orm.User).order_by(orm.User.name) if can_read(u, kind="user")]
+        self.qcs_orm_users = {user.name: user.orm_user for user in users}
+        states = await asyncio.gather(*(user.get_auth_state() for user in users))
+        now = time.time()
+        rows = []
+        for user, state in zip(users, states, strict=True):
+            # Reading every user refreshes the gauges too (and rebuilds them after a restart).
+            metrics.observe_auth_state(user.name, state, max_age_days=max_age, warning_days=warning)
+            running = {name: bool(spawner.active) for name, spawner in user.spawners.items()}
+            rows.append(
+                user_row(user.name, state, now=now, max_age_days=max_age, warning_days=warning, running=running)
+            )
+        return rows
+
+    def sorted_rows(self: Any, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, bool]:
+        try:
+            key, descending = parse_sort(self.get_argument("sort", None))
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        return sort_rows(rows, key, descending), key, descending
+
+    async def revoke(self: Any, name: str, reason: str) -> dict[str, Any]:
+        """Revoke ``name``'s QCS session (the viewer needs ``admin:users`` on them); returns their new row."""
+        reason = " ".join((reason or "").split())[:MAX_REASON] or "no reason given"
+        user = self.find_user(name)
+        if user is None or not self.get_scope_filter("read:users")(user.orm_user, kind="user"):
+            raise web.HTTPError(404, f"No such user: {name}")
+        if not self.get_scope_filter("admin:users")(user.orm_user, kind="user"):
+            raise web.HTTPError(403, f"Revoking a QCS session needs the scope admin:users on {name}.")
+        revoke_session = getattr(self.authenticator, "revoke_session", None)
+        if revoke_session is None:
+            raise web.HTTPError(501, "This Hub's authenticator cannot revoke QCS sessions (use QCSAuthenticator).")
+        admin = self.current_user.name
+        self.log.info("QCS: %s revokes the QCS session of %s (%s)", admin, name, reason)
+        # The reason reaches the user (their status says why they must log in again); the admin's name
+        # stays in the Hub log.
+        await revoke_session(user, f"revoked by a JupyterHub admin: {reason}")
+        metrics.logout(by="admin")
+        state = await user.get_auth_state()
+        max_age, warning = _limits(self.authenticator)
+        metrics.observe_auth_state(name, state, max_age_days=max_age, warning_days=warning)
+        running = {n: bool(s.active) for n, s in user.spawners.items()}
+        return user_row(name, state, max_age_days=max_age, warning_days=warning, running=running)
+
+
+class QCSAdminHandler(_QCSHealthMixin, BaseHandler):
+    """``/hub/qcs/admin``: one row per user with their QCS token health, problems first, and a revoke action."""
+
+    def get_template(self, name: str, sync: bool = False) -> Any:
+        # The Hub's own Jinja environment plus our directory, so our page extends the Hub's page.html (and an
+        # admin's template_paths can still override either).
+        key = "qcs_jinja2_env_sync" if sync else "qcs_jinja2_env"
+        env = self.settings.get(key)
+        if env is None:
+            base: Environment = self.settings["jinja2_env_sync" if sync else "jinja2_env"]
+            env = base.overlay(loader=ChoiceLoader([base.loader, FileSystemLoader(str(TEMPLATES))]))
+            self.settings[key] = env
+        return env.get_template(name)
+
+    @web.authenticated
+    @needs_scope("admin-ui")
+    async def get(self) -> None:
+        rows = await self.health_rows()
+        rows, key, descending = self.sorted_rows(rows)
+        can_revoke = self.get_scope_filter("admin:users")
+        for row in rows:
+            orm_user = self.qcs_orm_users[row["name"]]
+            row["can_revoke"] = bool(can_revoke(orm_user, kind="user")) and row["status"] not in ("never", "signed_out")
+        max_age, warning = _limits(self.authenticator)
+
+        def sort_link(column: str) -> str:
+            # A click on the current column flips the order; another column starts ascending.
+            order = f"-{column}" if (column == key and not descending) else column
+            return "?" + urlencode({"sort": order})
+
+        html = await self.render_template(
+            TEMPLATE,
+            rows=rows,
+            summary=summarize(rows),
+            sort_key=key,
+            sort_descending=descending,
+            sort_link=sort_link,
+            max_age_days=max_age,
+            warning_days=warning,
+            revoked=self.get_argument("revoked", None),
+            json_url=f"{self.hub.base_url}api/qcs/users",
+            generated_at=_iso(time.time()),
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.finish(html)
+
+    @web.authenticated
+    @needs_scope("admin-ui")
+    async def post(self) -> None:
+        name = self.get_body_argument("user", "").strip()
+        if not name:
+            raise web.HTTPError(400, "Which user? The form needs a user name.")
+        await self.revoke(name, self.get_body_argument("reason", ""))
+        self.redirect(f"{self.hub.base_url}qcs/admin?" + urlencode({"revoked": name}))
+
+
+class QCSUsersAPIHandler(_QCSHealthMixin, APIHandler):
+    """``GET /hub/api/qcs/users``: the admin page's rows as JSON (``?sort=`` as on the page)."""
+
+    @needs_scope("read:users", post_filter=True)
+    async def get(self) -> None:
+        rows, key, descending = self.sorted_rows(await self.health_rows())
+        max_age, warning = _limits(self.authenticator)
+        self.set_header("Cache-Control", "no-store")
+        self.write(
+            json.dumps(
+                {
+                    "generated_at": _iso(time.time()),
+                    "sort": f"-{key}" if descending else key,
+                    "refresh_token_max_age_days": max_age,
+                    "refresh_token_warning_days": warning,
+                    "summary": summarize(rows),
+                    "users": [public_row(r) for r in rows],
+                }
+            )
+        )
+
+
+class QCSRevokeAPIHandler(_QCSHealthMixin, APIHandler):
+    """``POST /hub/api/qcs/users/{name}/revoke``: end that user's QCS session; they log in again."""
+
+    async def post(self, user_name: str) -> None:
+        if self.current_user is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        body: Any = {}
+        if self.request.body:
+            try:
+                body = json.loads(self.request.body)
+            except ValueError:
+                raise web.HTTPError(400, 'The body must be JSON, e.g. {"reason": "left the group"}.') from None
+        if not isinstance(body, dict) or not isinstance(body.get("reason", ""), str):
+            raise web.HTTPError(400, 'The body must be a JSON object with an optional string "reason".')
+        row = await self.revoke(user_name, body.get("reason", ""))
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(public_row(row)))
+
+
+def admin_handlers(authenticator: Any) -> list[tuple[str, type]]:
+    """The admin page's routes, for ``Authenticator.get_handlers``; also schedules the gauges' rebuild."""
+    schedule_rebuild(authenticator)
+    return [
+        (r"/qcs/admin", QCSAdminHandler),
+        (r"/api/qcs/users", QCSUsersAPIHandler),
+        (r"/api/qcs/users/([^/]+)/revoke", QCSRevokeAPIHandler),
+    ]
+
+
+def schedule_rebuild(authenticator: Any, *, poll: float = 1.0, limit: float = 600.0) -> None:
+    """Once the Hub is serving, rebuild the user gauges from every user's auth_state (they live in memory)."""
+    app = getattr(authenticator, "parent", None)
+    if app is None or not getattr(authenticator, "enable_auth_state", False):
+        return
+
+    async def rebuild() -> None:
+        deadline = time.monotonic() + limit
+        while getattr(app, "http_server", None) is None:  # set by JupyterHub.start(), after every init step
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(poll)
+        try:
+            users = [app.users[u] for u in app.db.query(orm.User)]
+            max_age, warning = _limits(authenticator)
+            count = await metrics.rebuild_from_users(users, max_age_days=max_age, warning_days=warning)
+            authenticator.log.info("QCS: token-health gauges rebuilt from %d users' auth_state", count)
+        except Exception as e:  # metrics must never take the Hub down
+            authenticator.log.warning("QCS: could not rebuild the token-health gauges: %s", e)
+
+    IOLoop.current().add_callback(rebuild)
