@@ -38,8 +38,10 @@ from typing import Any
 from .process import LoggedProcess
 
 IDP_DIR = Path(__file__).resolve().parent / "idp"
+#: The audience of QCS access tokens; pyQuil 4's credential core refuses a token without it.
+QCS_AUDIENCE = "api://qcs"
 
-__all__ = ["IDP_DIR", "LocalIdP", "LocalIdPError", "ensure_node_modules", "free_port"]
+__all__ = ["IDP_DIR", "QCS_AUDIENCE", "LocalIdP", "LocalIdPError", "ensure_node_modules", "free_port"]
 
 
 class LocalIdPError(RuntimeError):
@@ -109,6 +111,9 @@ class LocalIdP(LoggedProcess):
     access_token_ttl, refresh_token_ttl, id_token_ttl:
         Lifetimes in seconds. Access tokens are RS256 JWTs with ``exp``; expiry has no clock
         tolerance.
+    audience:
+        ``aud`` of the access tokens; QCS's (``api://qcs``) by default, which pyQuil 4's credential core
+        requires.
     rotate_refresh_tokens:
         Issue a new refresh token on every refresh. Reusing a rotated-out refresh token then
         fails with ``invalid_grant`` and revokes the whole grant (oidc-provider behaviour).
@@ -129,6 +134,7 @@ class LocalIdP(LoggedProcess):
         rotate_refresh_tokens: bool = False,
         clients: Iterable[dict[str, Any]] | None = None,
         *,
+        audience: str = QCS_AUDIENCE,
         id_token_ttl: int = 3600,
         host: str = "127.0.0.1",
         port: int | None = None,
@@ -142,6 +148,7 @@ class LocalIdP(LoggedProcess):
         self.refresh_token_ttl = int(refresh_token_ttl)
         self.id_token_ttl = int(id_token_ttl)
         self.rotate_refresh_tokens = bool(rotate_refresh_tokens)
+        self.audience = audience
         self.clients = [dict(c) for c in (clients or [])]
         self.host = host
         self.port = port or free_port(host)
@@ -150,6 +157,7 @@ class LocalIdP(LoggedProcess):
         self.config_path = self.workdir / "config.json"
         super().__init__(self.workdir / "idp.log")
         self.ca_path: Path | None = None
+        self._ca: Any = None  # the trustme CA, kept to issue more certificates (e.g. the Hub's)
 
     # -- addresses --------------------------------------------------------------------------
     @property
@@ -201,7 +209,7 @@ class LocalIdP(LoggedProcess):
             import trustme
         except ImportError as e:  # pragma: no cover
             raise LocalIdPError("https=True needs the 'trustme' package") from e
-        ca = trustme.CA(organization_name="qcs-jupyter demo IdP CA")
+        ca = self._ca = trustme.CA(organization_name="qcs-jupyter demo IdP CA")
         leaf = ca.issue_cert(self.host, "localhost")
         self.ca_path = self.workdir / "ca.pem"
         cert_path = self.workdir / "server.pem"
@@ -210,6 +218,17 @@ class LocalIdP(LoggedProcess):
         cert_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         leaf.private_key_pem.write_to_path(str(key_path))
         return {"cert": str(cert_path), "key": str(key_path)}
+
+    def issue_cert(self, directory: Path, name: str, *hosts: str) -> tuple[Path, Path]:
+        """A certificate for ``hosts`` (default 127.0.0.1 and localhost) from this IdP's throwaway CA, so
+        whatever trusts the IdP (``ca_env()``) trusts it too; written as ``name.pem`` and ``name.key``."""
+        if self._ca is None:
+            raise LocalIdPError("issue_cert needs an https IdP that has been started")
+        leaf = self._ca.issue_cert(*(hosts or (self.host, "localhost")))
+        cert_path, key_path = Path(directory) / f"{name}.pem", Path(directory) / f"{name}.key"
+        cert_path.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        leaf.private_key_pem.write_to_path(str(key_path))
+        return cert_path, key_path
 
     def config(self) -> dict[str, Any]:
         return {
@@ -220,6 +239,7 @@ class LocalIdP(LoggedProcess):
             "refresh_token_ttl": self.refresh_token_ttl,
             "id_token_ttl": self.id_token_ttl,
             "rotate_refresh_tokens": self.rotate_refresh_tokens,
+            "audience": self.audience,
             "clients": self.clients,
         }
 
@@ -261,3 +281,72 @@ class LocalIdP(LoggedProcess):
 
     def reset_stats(self) -> dict[str, Any]:
         return self._request("POST", "/__reset_stats")
+
+    def login(
+        self, client_id: str, redirect_uri: str, username: str, client_secret: str | None = None
+    ) -> dict[str, Any]:
+        """Log ``username`` in through the login form (authorization code + PKCE, ``offline_access``) as the
+        client would, without a browser, and return the token response. ``redirect_uri`` must be registered
+        for the client; nothing needs to listen there (the redirect carrying the code is not followed)."""
+        import base64
+        import hashlib
+        import re
+        import secrets
+        from html import unescape
+        from urllib.parse import parse_qs, urljoin, urlsplit
+
+        import requests
+
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        state = secrets.token_urlsafe(16)
+        with requests.Session() as session:
+            session.trust_env = False  # the machine's REQUESTS_CA_BUNDLE would override verify
+            session.verify = str(self.ca_path) if self.ca_path else True
+            response = session.get(
+                self.authorize_url,
+                params={
+                    "response_type": "code",
+                    "client_id": client_id,
+                    "redirect_uri": redirect_uri,
+                    "scope": "openid offline_access profile email",
+                    "state": state,
+                    "code_challenge": challenge,
+                    "code_challenge_method": "S256",
+                },
+                timeout=30,
+            )
+            form = re.search(r'<form[^>]*action="([^"]+)"', response.text)
+            if not form or 'name="login"' not in response.text:
+                raise LocalIdPError(f"no login form at {response.url} (HTTP {response.status_code})")
+            fields = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', response.text))
+            fields.update({"login": username, "password": "any"})
+            response = session.post(
+                urljoin(response.url, unescape(form.group(1))), data=fields, allow_redirects=False, timeout=30
+            )
+            for _ in range(10):  # the IdP's own redirects (login, consent) until the one to the client
+                location = response.headers.get("location")
+                if not location:
+                    raise LocalIdPError(f"the login ended at {response.url} (HTTP {response.status_code})")
+                location = urljoin(response.url, location)
+                if location.startswith(redirect_uri):
+                    break
+                response = session.get(location, allow_redirects=False, timeout=30)
+            else:
+                raise LocalIdPError("the login did not redirect back to the client")
+            query = parse_qs(urlsplit(location).query)
+            if query.get("state") != [state] or "code" not in query:
+                raise LocalIdPError(f"the IdP redirected back without a code: {query.get('error')}")
+            data = {
+                "grant_type": "authorization_code",
+                "code": query["code"][0],
+                "redirect_uri": redirect_uri,
+                "client_id": client_id,
+                "code_verifier": verifier,
+            }
+            if client_secret:
+                data["client_secret"] = client_secret
+            response = session.post(self.token_url, data=data, timeout=30)
+            if response.status_code != 200:
+                raise LocalIdPError(f"the token endpoint answered HTTP {response.status_code}")
+            return response.json()

@@ -22,6 +22,27 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,dev]"
 
+# The real QCS clients, each in its own venv (their pins clash with the project's qcs-api-client-common) and
+# registered as a Jupyter kernelspec under .venv-clients/share/jupyter, which the e2e Hub puts on the user
+# servers' JUPYTER_PATH: pyQuil 4.22 (embeds the 0.12.8 credential core) and qcs-sdk-python 0.31 (core 0.27).
+client_venv() {  # name kernelspec display-name requirement...
+  local name=$1 kernel=$2 display=$3
+  shift 3
+  local dir=.venv-clients/$name stamp=".venv-clients/$name/.qcs-jupyter-installed"
+  local want="$* ipykernel==7.4.0"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] \
+      || [ ! -f ".venv-clients/share/jupyter/kernels/$kernel/kernel.json" ]; then
+    echo "== client venv $dir: $want"
+    [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
+    # shellcheck disable=SC2086 # $want is a list of requirements
+    "$dir/bin/python" -m pip install -q $want
+    "$dir/bin/python" -m ipykernel install --prefix .venv-clients --name "$kernel" --display-name "$display" --log-level=ERROR >/dev/null
+    echo "$want" >"$stamp"
+  fi
+}
+client_venv pyquil qcs-pyquil "Python (pyQuil 4.22)" "pyquil==4.22.0"
+client_venv qcs-sdk qcs-sdk "Python (qcs-sdk-python 0.31)" "qcs-sdk-python==0.31.1"
+
 for dir in demo/idp demo/proxy; do
   if [ ! -d "$dir/node_modules" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -5,7 +5,7 @@
 // Everything is configured by the JSON file (see ../localidp.py, which writes it):
 //   host, port, issuer ("https://127.0.0.1:PORT/oauth2/default"), tls {cert, key} (optional),
 //   access_token_ttl, refresh_token_ttl, id_token_ttl (optional, default 3600),
-//   rotate_refresh_tokens, audience (optional, default "api://default"), jwks (optional),
+//   rotate_refresh_tokens, audience (optional, default "api://qcs", QCS's), jwks (optional),
 //   clients [{client_id, client_secret?, redirect_uris, token_endpoint_auth_method?,
 //             post_logout_redirect_uris?}]
 //
@@ -39,7 +39,7 @@ const accessTokenTTL = Number(cfg.access_token_ttl ?? 3600);
 const refreshTokenTTL = Number(cfg.refresh_token_ttl ?? 30 * 24 * 3600);
 const idTokenTTL = Number(cfg.id_token_ttl ?? 3600);
 const rotateRefreshTokens = Boolean(cfg.rotate_refresh_tokens ?? false);
-const audience = cfg.audience ?? 'api://default';
+const audience = cfg.audience ?? 'api://qcs';
 const SCOPES = ['openid', 'offline_access', 'profile', 'email'];
 
 // ---------------------------------------------------------------------------------------------
@@ -82,18 +82,21 @@ function freshStats() {
     refresh_failed: 0,
     userinfo_ok: 0,
     userinfo_failed: 0,
+    introspect_active: 0,
+    introspect_inactive: 0,
   };
 }
 let stats = freshStats();
 
 // ---------------------------------------------------------------------------------------------
+// A client with "resource_server": true logs nobody in; it only introspects (a QCS API stand-in).
 const clients = (cfg.clients ?? []).map((c) => ({
   client_id: c.client_id,
   ...(c.client_secret ? { client_secret: c.client_secret } : {}),
-  redirect_uris: c.redirect_uris,
+  redirect_uris: c.resource_server ? [] : c.redirect_uris,
   post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
+  grant_types: c.resource_server ? [] : ['authorization_code', 'refresh_token'],
+  response_types: c.resource_server ? [] : ['code'],
   token_endpoint_auth_method: c.token_endpoint_auth_method
     ?? (c.client_secret ? 'client_secret_post' : 'none'),
 }));
@@ -252,6 +255,63 @@ function userinfo(req, res) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// /v1/introspect for JWT access tokens, as Okta answers it (oidc-provider refuses structured tokens
+// there). The caller authenticates as a configured client: client_secret_basic, client_secret_post, or
+// a public client by client_id. Anything else goes on to oidc-provider (refresh tokens).
+function introspectionClient(req, params) {
+  let id = params.get('client_id');
+  let secret = params.get('client_secret');
+  const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    id = decodeURIComponent(decoded.slice(0, colon));
+    secret = decodeURIComponent(decoded.slice(colon + 1));
+  }
+  const client = clients.find((c) => c.client_id === id);
+  if (!client) return null;
+  if (client.client_secret) {
+    const given = Buffer.from(secret ?? '');
+    const want = Buffer.from(client.client_secret);
+    if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) return null;
+  }
+  return client;
+}
+function introspectJwt(req, res, params) {
+  const client = introspectionClient(req, params);
+  if (!client) {
+    log('introspect: client authentication failed');
+    sendJson(res, 401, { error: 'invalid_client', error_description: 'client authentication failed' });
+    return;
+  }
+  let payload;
+  try {
+    payload = verifyAccessToken(params.get('token'));
+  } catch (e) {
+    stats.introspect_inactive += 1;
+    log(`introspect by ${client.client_id}: inactive (${e.message})`);
+    sendJson(res, 200, { active: false });
+    return;
+  }
+  stats.introspect_active += 1;
+  log(`introspect by ${client.client_id}: active sub=${payload.sub}`);
+  sendJson(res, 200, {
+    active: true,
+    token_type: 'Bearer',
+    scope: payload.scope,
+    client_id: payload.client_id ?? payload.cid,
+    username: payload.sub,
+    sub: payload.sub,
+    aud: payload.aud,
+    iss: payload.iss,
+    exp: payload.exp,
+    iat: payload.iat,
+    jti: payload.jti,
+    uid: payload.uid,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Consent is granted automatically (the same grant the devInteractions consent form would make).
 async function autoConsent(req, res) {
   let details;
@@ -326,6 +386,17 @@ async function handle(req, res) {
   if (sub === '/v1/userinfo' && (req.method === 'GET' || req.method === 'POST')) {
     userinfo(req, res);
     return;
+  }
+
+  if (sub === '/v1/introspect' && req.method === 'POST'
+      && (req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) {
+    const body = await readBody(req);
+    const params = new URLSearchParams(body);
+    if ((params.get('token') ?? '').split('.').length === 3) {
+      introspectJwt(req, res, params);
+      return;
+    }
+    req.body = body; // oidc-provider reads an already-consumed body from here
   }
 
   if (sub === '/v1/authorize') {

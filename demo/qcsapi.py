@@ -1,0 +1,251 @@
+"""A stand-in for the QCS REST API on 127.0.0.1 that checks every bearer token at the local IdP.
+
+The real QCS clients (pyQuil, qcs-sdk-python) call it as they would call ``https://api.qcs.rigetti.com``;
+point ``api_url`` in ``settings.toml`` (``QCSAuthenticator.qcs_api_url``) at :attr:`QCSAPI.url`. Each request's
+``Authorization: Bearer`` token is introspected at the IdP (``{issuer}/v1/introspect``, as the API's own
+confidential client): an inactive or expired token gets ``401``, which makes the clients refresh once and retry.
+Every call is recorded (:attr:`QCSAPI.calls`) with the token's subject, its expiry and a fingerprint of it, never
+the token itself, so tests can see when a held client changed tokens.
+
+Example::
+
+    api = QCSAPI(idp, client_id="qcs-api", client_secret=secret)   # the IdP lists that client with
+    with api:                                                        # "resource_server": True
+        ...  # clients call api.url + "/v1/quantumProcessors"
+        print(api.counts())   # {"accepted": 3, "refused": 1}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import logging
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .localidp import LocalIdP, free_port
+
+__all__ = ["QCSAPI", "ApiCall", "fingerprint"]
+
+LOG = logging.getLogger("demo.qcsapi")
+
+
+def fingerprint(token: str) -> str:
+    """A short, one-way name for a token: enough to tell tokens apart in tests and logs."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One request the stand-in API answered."""
+
+    at: float  # epoch seconds when the answer was sent
+    method: str
+    path: str
+    status: int
+    reason: str  # "ok", or why the token was refused
+    subject: str | None  # the token's ``sub`` (when the IdP said active)
+    token_fp: str | None  # fingerprint(token)
+    token_exp: float | None  # the token's ``exp`` (when the IdP said active)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 200
+
+
+class QCSAPI:
+    """The stand-in API: ``GET /v1/quantumProcessors`` (what ``list_quantum_processors`` /
+    ``list_quantum_computers`` call) answered only for a token the IdP calls active and unexpired.
+
+    ``client_id``/``client_secret`` authenticate the API at the IdP's introspection endpoint; ``processors``
+    are the quantum processor ids it lists.
+    """
+
+    def __init__(
+        self,
+        idp: LocalIdP,
+        client_id: str,
+        client_secret: str,
+        *,
+        processors: tuple[str, ...] = ("Ankaa-9Q-3", "Ankaa-3"),
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        introspection_timeout: float = 10.0,
+    ) -> None:
+        self.idp = idp
+        self.client_id, self.client_secret = client_id, client_secret
+        self.processors = tuple(processors)
+        self.host = host
+        self.port = port or free_port(host)
+        self.introspection_timeout = introspection_timeout
+        self._lock = threading.Lock()
+        self._calls: list[ApiCall] = []
+        self._local = threading.local()  # one keep-alive connection to the IdP per server thread
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- what tests read ---------------------------------------------------------------------------
+    @property
+    def calls(self) -> list[ApiCall]:
+        with self._lock:
+            return list(self._calls)
+
+    def counts(self, subject: str | None = None) -> dict[str, int]:
+        """Accepted and refused calls (of one token subject when given; refusals of unknown tokens count
+        only without ``subject``)."""
+        calls = [c for c in self.calls if subject is None or c.subject == subject]
+        accepted = sum(c.accepted for c in calls)
+        return {"accepted": accepted, "refused": len(calls) - accepted}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> QCSAPI:
+        if self._server is not None:
+            raise RuntimeError("the stand-in QCS API is already running")
+        api = self
+
+        class Handler(_Handler):
+            owner = api
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="qcs-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def __enter__(self) -> QCSAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- token checks ------------------------------------------------------------------------------
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            parts = urllib.parse.urlsplit(self.idp.issuer)
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(
+                    parts.hostname, parts.port, timeout=self.introspection_timeout, context=self.idp.ssl_context()
+                )
+            else:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.introspection_timeout)
+            self._local.conn = conn
+        return conn
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """The IdP's introspection answer for ``token`` (RFC 7662), on a kept-alive connection."""
+        path = urllib.parse.urlsplit(self.idp.issuer).path + "/v1/introspect"
+        body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
+        basic = base64.b64encode(
+            f"{urllib.parse.quote(self.client_id)}:{urllib.parse.quote(self.client_secret)}".encode()
+        ).decode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Basic {basic}"}
+        for attempt in (1, 2):  # a kept-alive connection the IdP has closed fails once
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        if response.status != 200:
+            raise RuntimeError(f"the IdP's introspection endpoint answered HTTP {response.status}")
+        return json.loads(data)
+
+    def check(self, authorization: str | None) -> tuple[str, dict[str, Any] | None, str | None]:
+        """``(reason, introspection, fingerprint)``; reason is "ok" only for an active, unexpired token."""
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return "no bearer token", None, None
+        fp = fingerprint(token)
+        try:
+            info = self.introspect(token)
+        except Exception as e:  # the IdP is down: refuse, as a real API cannot check the token either
+            return f"introspection failed ({type(e).__name__})", None, fp
+        if not info.get("active"):
+            return "token not active", None, fp
+        exp = info.get("exp")
+        if not isinstance(exp, (int, float)) or exp <= time.time():
+            return "token expired", info, fp
+        return "ok", info, fp
+
+    def _record(self, call: ApiCall) -> None:
+        with self._lock:
+            self._calls.append(call)
+        LOG.debug(
+            "%s %s -> %s (%s) sub=%s token=%s",
+            call.method,
+            call.path,
+            call.status,
+            call.reason,
+            call.subject,
+            call.token_fp,
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: QCSAPI
+    protocol_version = "HTTP/1.1"  # keep-alive, as the clients' HTTP stacks expect
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        LOG.debug("qcs-api: " + format, *args)
+
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = urllib.parse.urlsplit(self.path).path
+        api = self.owner
+        reason, info, fp = api.check(self.headers.get("Authorization"))
+        subject = (info or {}).get("sub")
+        exp = (info or {}).get("exp")
+        if reason != "ok":
+            status = 401
+            self._send(
+                status,
+                {"code": "unauthorized", "message": f"Unauthorized: {reason}", "requestId": fp or "-"},
+                {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+            )
+        elif path == "/v1/quantumProcessors":
+            status = 200
+            # No nextPageToken: the clients page on while one is present, even an empty one.
+            self._send(status, {"quantumProcessors": [{"id": p} for p in api.processors]})
+        else:
+            status, reason = 404, "not found"
+            self._send(status, {"code": "not_found", "message": f"{path} is not served by this stand-in"})
+        api._record(ApiCall(time.time(), "GET", path, status, reason, subject, fp, exp))
