@@ -215,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
     owner: QCSAPI
     protocol_version = "HTTP/1.1"  # keep-alive, as the clients' HTTP stacks expect
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         LOG.debug("qcs-api: " + format, *args)
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
@@ -228,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         api = self.owner
         reason, info, fp = api.check(self.headers.get("Authorization"))
