@@ -1,0 +1,384 @@
+"""The QCS admin page and its JSON twin: rows from auth_state, problems first, sorting, scopes, no token values.
+
+Rows and sorting are checked as functions; the handlers run in JupyterHub's own test Hub (``MockHub``, with its
+real proxy, database, encrypted auth_state, cookies, XSRF and scopes) in a thread, reached over HTTP. The revoke
+that really ends a session runs end to end in ``tests/e2e/test_operators.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from jupyterhub.crypto import CryptKeeper
+from jupyterhub.tests.mocking import MockHub, MockPAMAuthenticator
+from jupyterhub.tests.utils import add_user, public_url
+from prometheus_client.parser import text_string_to_metric_families
+from traitlets.config import Config
+
+from demo.localhub import PROXY_DIR
+from demo.localidp import ensure_node_modules
+from qcs_jupyter.hub import metrics
+from qcs_jupyter.hub.admin import admin_handlers, parse_sort, public_row, sort_rows, user_row
+from qcs_jupyter.hub.metrics import DAY
+
+ACCESS = "access-token-VALUE-never-shown"
+REFRESH = "refresh-token-VALUE-never-shown"
+SESSION = "qcsj1.c2Vzc2lvbg.session-VALUE-never-shown"
+SERVER_HASH = "f" * 64
+
+
+def auth_state(
+    *,
+    refresh_age_days: float | None = 2,
+    access_left: float = 1800,
+    refresh: bool = True,
+    access: bool = True,
+    servers: dict | None = None,
+    **qcs,
+) -> dict:
+    now = time.time()
+    state = {
+        "id_token": "id-token-VALUE-never-shown",
+        "scope": ["openid", "offline_access"],
+        "qcs": {
+            "access_token_obtained_at": now - 60,
+            "access_token_expires_at": now + access_left,
+            "refresh_token_obtained_at": None if refresh_age_days is None else now - refresh_age_days * DAY,
+            "last_refresh_at": now - 120,
+            "last_refresh_outcome": "ok",
+            "servers": servers or {},
+            "session_refresh_token": SESSION,
+            "logged_out_at": None,
+            **qcs,
+        },
+    }
+    if access:
+        state["access_token"] = ACCESS
+    if refresh:
+        state["refresh_token"] = REFRESH
+    return state
+
+
+NOW = time.time()
+#: name -> (auth_state, expected status)
+USERS = {
+    "ada": (
+        auth_state(servers={"": {"token_sha256": SERVER_HASH, "started_at": NOW - 600, "last_pull_at": NOW - 30}}),
+        "ok",
+    ),
+    "bob": (auth_state(refresh_age_days=85), "warning"),
+    "cy": (auth_state(refresh=False, last_refresh_outcome="rejected"), "relogin"),
+    "di": (auth_state(refresh_age_days=92), "relogin"),
+    "ed": (auth_state(last_refresh_outcome="timeout"), "warning"),
+    "fay": (auth_state(refresh=False, access=False, logged_out_at=NOW - 3600), "signed_out"),
+    "gus": (None, "never"),
+}
+
+
+# --- rows, as functions ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(USERS))
+def test_user_row_status(name):
+    state, expected = USERS[name]
+    row = user_row(name, state)
+    assert row["status"] == expected
+    assert bool(row["problems"]) is (expected in ("relogin", "warning"))
+    text = json.dumps(public_row(row))
+    for secret in (ACCESS, REFRESH, SESSION, SERVER_HASH, "id-token-VALUE"):
+        assert secret not in text
+
+
+def test_user_row_fields():
+    now = time.time()
+    row = user_row(
+        "ada",
+        auth_state(
+            refresh_age_days=10,
+            access_left=1800,
+            servers={
+                "": {"token_sha256": SERVER_HASH, "started_at": now - 600, "last_pull_at": now - 30},
+                "gpu": {"token_sha256": SERVER_HASH, "started_at": now - 60, "last_pull_at": None},
+            },
+        ),
+        now=now,
+        running={"": True},
+    )
+    assert row["signed_in"] is True and row["access_token_expired"] is False
+    assert row["access_token_expires"] == "in 30 min"
+    assert row["refresh_token_age_days"] == pytest.approx(10, abs=0.01)
+    assert row["refresh_token_max_age_days"] == 90
+    assert row["last_refresh_outcome"] == "ok" and row["last_refresh"] == "2 min ago"
+    assert [(s["name"], s["running"], s["last_pull"]) for s in row["servers"]] == [
+        ("", True, "30 s ago"),
+        ("gpu", False, "never"),
+    ]
+    assert row["last_pull_at_epoch"] == pytest.approx(now - 30)
+    public = public_row(row)
+    assert "last_pull_at_epoch" not in public and "token_sha256" not in json.dumps(public)
+
+
+def test_problems_say_what_to_do():
+    rejected = user_row("cy", USERS["cy"][0])["problems"]
+    assert any("refused the refresh token" in p and "must log in again" in p for p in rejected)
+    old = user_row("di", USERS["di"][0])["problems"]
+    assert any("92 days old" in p and "last 90 days" in p for p in old)
+    soon = user_row("bob", USERS["bob"][0])["problems"]
+    assert any("expires in 5 d" in p and "should log in again" in p for p in soon)
+    down = user_row("ed", USERS["ed"][0])["problems"]
+    assert any("timed out" in p and "retries" in p for p in down)
+
+
+def test_warning_window_follows_the_authenticator_settings():
+    state = auth_state(refresh_age_days=20)
+    assert user_row("x", state)["status"] == "ok"
+    assert user_row("x", state, max_age_days=30, warning_days=14)["status"] == "warning"
+    assert user_row("x", state, max_age_days=14)["status"] == "relogin"
+
+
+def test_sorting_problems_first_then_by_column():
+    rows = [user_row(name, state) for name, (state, _) in USERS.items()]
+    assert [r["name"] for r in sort_rows(rows)] == ["cy", "di", "bob", "ed", "ada", "fay", "gus"]
+    assert [r["name"] for r in sort_rows(rows, *parse_sort("-name"))] == ["gus", "fay", "ed", "di", "cy", "bob", "ada"]
+    by_age = [r["name"] for r in sort_rows(rows, *parse_sort("-refresh_age"))]
+    assert by_age[:3] == ["di", "bob", "ed"] or by_age[:2] == ["di", "bob"]
+    assert set(by_age[-3:]) == {"cy", "fay", "gus"}  # no refresh token: last, whatever the order
+    assert [r["name"] for r in sort_rows(rows, *parse_sort("last_pull"))][0] == "ada"
+
+
+@pytest.mark.parametrize("bad", ["bogus", "-", "status;drop"])
+def test_bad_sort_is_refused_with_the_choices(bad):
+    with pytest.raises(ValueError, match="sort must be one of status, name, access_expires"):
+        parse_sort(bad)
+
+
+# --- the handlers in JupyterHub's test Hub ---------------------------------------------------------------------
+class AdminPageAuthenticator(MockPAMAuthenticator):
+    """JupyterHub's test authenticator (password = user name) with the admin page's routes, wired as
+    QCSAuthenticator.get_handlers wires them. It has no QCS session to revoke."""
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), *admin_handlers(self)]
+
+
+class HubInThread:
+    """A started ``MockHub`` whose event loop runs in a thread, so tests can use plain ``requests``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.app: MockHub | None = None
+
+    def call(self, coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> HubInThread:
+        self.thread.start()
+        self.call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        CryptKeeper.instance().keys = [os.urandom(32)]
+        config = Config()
+        config.Authenticator.enable_auth_state = True
+        config.Authenticator.admin_users = {"admin"}
+        self.app = MockHub(config=config, authenticator_class=AdminPageAuthenticator)
+        await self.app.initialize([])
+        await self.app.start()
+
+    def stop(self) -> None:
+        if self.app is not None:
+            self.call(self.app.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+    @property
+    def url(self) -> str:
+        return public_url(self.app)  # ends with the Hub's odd base_url, /@/space%20word/
+
+    def add_users(self, states: dict[str, dict | None]) -> None:
+        async def add():
+            for name, state in states.items():
+                user = add_user(self.app.db, self.app, name=name)
+                await user.save_auth_state(state)
+
+        self.call(add())
+
+    def token(self, name: str, scopes: list[str] | None = None) -> str:
+        async def new():
+            user = self.app.users[name]
+            return user.new_api_token(scopes=scopes)
+
+        return self.call(new())
+
+    def session(self, name: str) -> requests.Session:
+        """Logged in through the Hub's login form (cookies, as a browser)."""
+        session = requests.Session()
+        session.cookies.update(self.call(self.app.login_user(name)))
+        return session
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[HubInThread]:
+    ensure_node_modules(PROXY_DIR, package="configurable-http-proxy")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{PROXY_DIR / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}")
+        metrics.METRICS._users.clear()  # the process-wide gauges count only this Hub's users
+        running = HubInThread().start()
+        try:
+            running.add_users({name: state for name, (state, _) in USERS.items()})
+            running.add_users({"ann": None})  # a plain user, not an admin
+            yield running
+        finally:
+            running.stop()
+
+
+def statuses(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'data-qcs-user="([^"]+)"\s+data-qcs-status="([^"]+)"', html)
+
+
+def test_page_needs_a_login_and_admin_ui(hub):
+    anonymous = requests.get(f"{hub.url}hub/qcs/admin", allow_redirects=False, timeout=30)
+    assert anonymous.status_code == 302 and "/hub/login" in anonymous.headers["Location"]
+    plain = hub.session("ann").get(f"{hub.url}hub/qcs/admin", timeout=30)
+    assert plain.status_code == 403
+
+
+def test_page_lists_problems_first_and_never_a_token(hub):
+    page = hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30)
+    assert page.status_code == 200, page.text[-2000:]
+    html = page.text
+    assert 'id="jupyterhub-logo"' in html and "<title>QCS token health</title>" in html  # the Hub's page.html
+    rows = statuses(html)
+    assert rows[:5] == [("cy", "relogin"), ("di", "relogin"), ("bob", "warning"), ("ed", "warning"), ("ada", "ok")]
+    assert {name for name, _ in rows} >= set(USERS) | {"ann", "admin"}
+    assert re.search(r'data-qcs-count="relogin">2<', html) and re.search(r'data-qcs-count="warning">2<', html)
+    for secret in (ACCESS, REFRESH, SESSION, SERVER_HASH, "id-token-VALUE"):
+        assert secret not in html
+    # The revoke action is offered to users with a session, with the Hub's XSRF token.
+    assert html.count("Revoke QCS session") == 5  # ada, bob, cy, di, ed (not fay, gus, ann, admin)
+    assert re.search(r'name="_xsrf" value="[^"]+"', html)
+    assert 'aria-sort="ascending"' in html and 'href="?sort=-status"' in html
+
+
+def test_page_sorts_and_refuses_a_bad_sort(hub):
+    session = hub.session("admin")
+    names = [n for n, _ in statuses(session.get(f"{hub.url}hub/qcs/admin?sort=-name", timeout=30).text)]
+    assert names == sorted(names, reverse=True)
+    bad = session.get(f"{hub.url}hub/qcs/admin?sort=password", timeout=30)
+    assert bad.status_code == 400 and "sort must be one of" in bad.text
+
+
+def test_json_twin_scopes_and_content(hub):
+    url = f"{hub.url}hub/api/qcs/users"
+    everyone = requests.get(url, headers={"Authorization": f"token {hub.token('admin')}"}, timeout=30)
+    assert everyone.status_code == 200 and everyone.headers["Content-Type"].startswith("application/json")
+    doc = everyone.json()
+    assert doc["sort"] == "status" and doc["refresh_token_max_age_days"] == 90
+    assert doc["summary"]["relogin"] == 2 and doc["summary"]["warning"] == 2 and doc["summary"]["never"] >= 3
+    by_name = {row["name"]: row for row in doc["users"]}
+    assert {name: by_name[name]["status"] for name in USERS} == {name: s for name, (_, s) in USERS.items()}
+    assert by_name["ada"]["servers"][0]["name"] == "" and by_name["ada"]["servers"][0]["last_pull_at"].endswith("Z")
+    for secret in (ACCESS, REFRESH, SESSION, SERVER_HASH, "id-token-VALUE"):
+        assert secret not in everyone.text
+    # A user's own token (scope "self") reads only their own row.
+    own = requests.get(url, headers={"Authorization": f"token {hub.token('ada')}"}, timeout=30).json()
+    assert [row["name"] for row in own["users"]] == ["ada"]
+    # Without read:users: refused.
+    metrics_only = hub.token("admin", ["read:metrics"])
+    refused = requests.get(url, headers={"Authorization": f"token {metrics_only}"}, timeout=30)
+    assert refused.status_code == 403
+    bad = requests.get(url, params={"sort": "x"}, headers={"Authorization": f"token {hub.token('admin')}"}, timeout=30)
+    assert bad.status_code == 400 and "sort must be one of" in bad.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("who", "scopes", "user", "body", "status", "message"),
+    [
+        pytest.param("admin", ["read:users"], "ada", {}, 403, "needs the scope admin:users", id="no-admin-users"),
+        pytest.param("admin", None, "nobody", {}, 404, "No such user", id="unknown-user"),
+        pytest.param("ada", None, "bob", {}, 404, "No such user", id="other-user-invisible"),
+        pytest.param("admin", None, "ada", b"not json", 400, "must be JSON", id="bad-body"),
+        pytest.param("admin", None, "ada", {"reason": 5}, 400, "optional string", id="reason-not-string"),
+        pytest.param("admin", None, "ada", {"reason": "left"}, 501, "cannot revoke QCS sessions", id="no-revoke"),
+    ],
+)
+def test_revoke_api_refusals(hub, who, scopes, user, body, status, message):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    answer = requests.post(
+        f"{hub.url}hub/api/qcs/users/{user}/revoke",
+        data=data,
+        headers={"Authorization": f"token {hub.token(who, scopes)}"},
+        timeout=30,
+    )
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["message"]
+
+
+def test_revoke_form_needs_admin_ui_and_xsrf(hub):
+    url = f"{hub.url}hub/qcs/admin"
+    plain = hub.session("ann")
+    assert plain.post(url, data={"user": "ada"}, timeout=30).status_code == 403
+    admin = hub.session("admin")
+    assert admin.post(url, data={"user": "ada"}, timeout=30).status_code == 403  # no _xsrf
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', admin.get(url, timeout=30).text).group(1)
+    missing = admin.post(url, data={"_xsrf": xsrf, "user": ""}, timeout=30)
+    assert missing.status_code == 400 and "needs a user name" in missing.text
+    answer = admin.post(url, data={"_xsrf": xsrf, "user": "ada", "reason": "test"}, timeout=30)
+    assert answer.status_code == 501 and "cannot revoke QCS sessions" in answer.text
+
+
+def test_metrics_show_the_gauges_at_hub_metrics(hub):
+    deadline = time.monotonic() + 15
+    while not metrics.METRICS.rebuilt and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metrics.METRICS.rebuilt  # the rebuild scheduled at startup ran once the Hub was serving
+    hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30)  # reading the rows refreshes the gauges
+    text = requests.get(
+        f"{hub.url}hub/metrics", headers={"Authorization": f"token {hub.token('admin', ['read:metrics'])}"}, timeout=30
+    ).text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+    prefix = metrics.METRICS_PREFIX
+    assert samples[f"{prefix}_qcs_users_relogin_required"] == 2
+    assert samples[f"{prefix}_qcs_users_refresh_expiring"] == 1  # ed's IdP timeout is a page warning only
+    assert samples[f"{prefix}_qcs_users_signed_in"] == 5
+    assert f'{prefix}_qcs_idp_refreshes_total{{outcome="timeout"}}' in text
+    assert "ada" not in re.sub(r"^#.*$", "", text, flags=re.M)  # no user name in any sample
+
+
+def test_two_hundred_users(hub, capsys):
+    """The page and the JSON read every user's encrypted auth_state; measured here, reported, not asserted."""
+    now = time.time()
+    hub.add_users(
+        {
+            f"user{i:03d}": auth_state(
+                refresh_age_days=i * 0.5,  # 0 to 99.5 days: some warned, some past 90
+                servers={"": {"token_sha256": SERVER_HASH, "started_at": now - 60, "last_pull_at": now - i}},
+            )
+            for i in range(200)
+        }
+    )
+    token = hub.token("admin")
+    session = hub.session("admin")
+    timings = {}
+    for label, fetch in (
+        ("json", lambda: requests.get(f"{hub.url}hub/api/qcs/users", headers={"Authorization": f"token {token}"})),
+        ("page", lambda: session.get(f"{hub.url}hub/qcs/admin")),
+    ):
+        fetch()  # warm
+        started = time.perf_counter()
+        for _ in range(3):
+            answer = fetch()
+            assert answer.status_code == 200
+        timings[label] = (time.perf_counter() - started) / 3
+    doc = requests.get(f"{hub.url}hub/api/qcs/users", headers={"Authorization": f"token {token}"}, timeout=60).json()
+    assert doc["summary"]["users"] >= 200
+    assert doc["summary"]["relogin"] >= 10 and doc["summary"]["warning"] >= 10
+    with capsys.disabled():
+        print(f"\n200+ users: JSON {timings['json'] * 1000:.0f} ms, page {timings['page'] * 1000:.0f} ms per request")
