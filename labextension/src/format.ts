@@ -1,9 +1,11 @@
 /**
- * Pure formatting helpers: countdowns, days left, states → labels/colours.
+ * Pure formatting helpers: countdowns, days left, ages, state labels, the
+ * text of notifications.
  *
  * Nothing here touches the DOM or JupyterLab at run time, so it is unit-tested
  * in Node (test/format.spec.ts).
  */
+import type { IAlertChange } from './model';
 import { QCSState, QCS_STATES } from './tokens';
 
 /**
@@ -150,24 +152,6 @@ export function fractionLeft(
   return Math.min(1, Math.max(0, daysLeft / lifetime));
 }
 
-/** The colour level of a days-left figure given the warning threshold. */
-export function daysLeftLevel(
-  daysLeft: number | null | undefined,
-  warningDays: number
-): QCSState {
-  if (
-    daysLeft === null ||
-    daysLeft === undefined ||
-    !Number.isFinite(daysLeft)
-  ) {
-    return 'missing';
-  }
-  if (daysLeft <= 0) {
-    return 'expired';
-  }
-  return daysLeft < warningDays ? 'expiring' : 'ok';
-}
-
 /** Normalise an unknown state string from the server. */
 export function asState(state: string | null | undefined): QCSState {
   return (QCS_STATES as readonly string[]).includes(state ?? '')
@@ -190,41 +174,6 @@ export function stateLabel(state: string, trans: ITrans): string {
       return trans.__('No credentials');
     default:
       return trans.__('Unknown');
-  }
-}
-
-/**
- * The colour of a state, as a JupyterLab theme variable so that light and
- * dark themes both work.
- */
-export function stateColor(state: string): string {
-  switch (state) {
-    case 'ok':
-      return 'var(--jp-success-color1)';
-    case 'expiring':
-      return 'var(--jp-warn-color1)';
-    case 'expired':
-    case 'error':
-      return 'var(--jp-error-color1)';
-    case 'missing':
-    default:
-      return 'var(--jp-ui-font-color2)';
-  }
-}
-
-/** Severity order of states (higher is worse); "missing" stands apart at -1. */
-export function stateSeverity(state: string): number {
-  switch (state) {
-    case 'ok':
-      return 0;
-    case 'expiring':
-      return 1;
-    case 'expired':
-      return 2;
-    case 'error':
-      return 3;
-    default:
-      return -1;
   }
 }
 
@@ -261,4 +210,37 @@ export function formatDateTime(value: string | null | undefined): string {
     return value ?? '';
   }
   return new Date(t).toLocaleString();
+}
+
+/** The first problem's message, if any. */
+export function firstProblem(
+  problems: { message: string }[] | null | undefined
+): string | null {
+  return problems && problems.length > 0 ? problems[0].message : null;
+}
+
+/** The text of a notification for a transition. */
+export function alertMessage(change: IAlertChange, trans: ITrans): string {
+  const { view } = change;
+  if (change.level === 'warning' && view.relogin === 'required') {
+    return trans.__(
+      'Your QCS login has ended. Log in again to keep your credentials fresh.'
+    );
+  }
+  if (change.level === 'warning') {
+    const days = formatDaysLeft(view.refreshDaysLeft, trans);
+    return view.loginUrl !== null
+      ? trans.__(
+          'Your QCS refresh token expires soon (%1). Log in again before it does.',
+          days
+        )
+      : trans.__(
+          'Your QCS refresh token expires soon (%1). Get new credentials before it does.',
+          days
+        );
+  }
+  return trans.__(
+    'Your QCS credentials are not usable: %1',
+    firstProblem(view.status?.problems) ?? stateLabel(view.state, trans)
+  );
 }

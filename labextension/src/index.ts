@@ -20,18 +20,19 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { formatDaysLeft, ITrans, stateLabel } from './format';
+import { firstProblem, ITrans, stateLabel } from './format';
 import { qcsIcon } from './icon';
-import { IAlertChange, QCSModel } from './model';
+import { QCSModel } from './model';
+import { notifyAlert } from './notify';
 import { QCSPanel } from './panel';
-import { createApi, hubStopPending, pingServer } from './request';
+import { IMarkStorage, startRelogin, takeReloginMark } from './relogin';
+import { createApi, probeServer } from './request';
 import { restartServer } from './restart';
 import { QCSStatusItem } from './statusbar';
 import {
   COMMAND_CATEGORY,
   CommandIDs,
   DEFAULT_POLL_INTERVAL_S,
-  DEFAULT_WARNING_DAYS,
   PLUGIN_ID,
   STATUS_ITEM_ID,
   TRANSLATION_DOMAIN
@@ -62,15 +63,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const model = new QCSModel({
       api: createApi(),
-      pollInterval: DEFAULT_POLL_INTERVAL_S,
-      warningDays: DEFAULT_WARNING_DAYS
+      pollInterval: DEFAULT_POLL_INTERVAL_S
     });
+    const storage = tabStorage();
+    const logIn = () =>
+      void startRelogin({
+        status: model.view.status,
+        storage,
+        navigate: url => window.location.assign(url)
+      });
 
     const panel = new QCSPanel({
       model,
       trans,
       onRestart: () => void commands.execute(CommandIDs.restart),
-      onRefresh: () => void commands.execute(CommandIDs.refresh)
+      onRefresh: () => void commands.execute(CommandIDs.refresh),
+      onLogin: logIn
     });
     panel.title.icon = qcsIcon;
     shell.add(panel, 'left', { rank: 1000 });
@@ -97,11 +105,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           model,
           trans,
           confirm: () => confirmRestart(trans),
-          // Up while the server answers, then while the Hub is still stopping it.
-          ping: async () => (await pingServer()) || (await hubStopPending()),
-          navigate: url => {
-            window.location.href = url;
-          },
+          // Wait until the Hub has finished stopping it: a spawn before that lands on "stopping".
+          ping: async () => (await probeServer()) !== 'stopped',
+          navigate: url => window.location.assign(url),
           fallbackUrl: hubHomeUrl()
         });
         if (outcome === 'failed') {
@@ -114,32 +120,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: trans.__('Refresh QCS Credentials from the Hub'),
       caption: trans.__('Pull fresh credentials from JupyterHub now'),
       isEnabled: () => model.canRefresh,
-      execute: async () => {
-        try {
-          const status = await model.refreshFromHub();
-          if (status.usable) {
-            Notification.success(trans.__('QCS credentials refreshed.'), {
-              autoClose: 3000
-            });
-          } else {
-            Notification.warning(
-              trans.__(
-                'Refreshed, but the QCS credentials are still not usable: %1',
-                firstProblem(status.problems) ?? stateLabel(status.state, trans)
-              ),
-              { autoClose: false }
-            );
-          }
-        } catch (reason) {
-          Notification.error(
-            trans.__(
-              'Could not refresh the QCS credentials: %1',
-              reason instanceof Error ? reason.message : String(reason)
-            ),
-            { autoClose: false }
-          );
-        }
-      }
+      execute: () => refreshAndReport(model, trans)
     });
 
     const commandIds = [
@@ -185,9 +166,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
         notificationId = null;
       }
       if (change.notify) {
-        notificationId = notify(change, model, trans, commands);
+        notificationId = notifyAlert(change, trans, {
+          login: logIn,
+          restart: model.canRestart
+            ? () => void commands.execute(CommandIDs.restart)
+            : null,
+          details: () => void commands.execute(CommandIDs.open)
+        });
       }
     });
+
+    // --- back from "Log in again": pull the new tokens at once ----------
+    if (takeReloginMark(storage)) {
+      void refreshAndReport(model, trans);
+    }
 
     // --- settings -------------------------------------------------------
     if (settingRegistry) {
@@ -196,7 +188,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const apply = () => {
             model.pollInterval = settings.get('pollInterval')
               .composite as number;
-            model.warningDays = settings.get('warningDays').composite as number;
           };
           apply();
           settings.changed.connect(apply);
@@ -208,51 +199,41 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-function firstProblem(
-  problems: { message: string }[] | null | undefined
-): string | null {
-  return problems && problems.length > 0 ? problems[0].message : null;
-}
-
-/** Show the notification for a transition; returns its id. */
-function notify(
-  change: IAlertChange,
-  model: QCSModel,
-  trans: ITrans,
-  commands: JupyterFrontEnd['commands']
-): string {
-  const actions: Notification.IAction[] = [];
-  if (model.canRestart) {
-    actions.push({
-      label: trans.__('Restart server'),
-      caption: trans.__('Stop this server and start a new one from the Hub'),
-      displayType: 'accent',
-      callback: () => void commands.execute(CommandIDs.restart)
-    });
-  }
-  actions.push({
-    label: trans.__('Details'),
-    caption: trans.__('Open the QCS credentials panel'),
-    displayType: 'link',
-    callback: () => void commands.execute(CommandIDs.open)
-  });
-  const { view } = change;
-  if (change.level === 'warning') {
-    return Notification.warning(
+/** `POST refresh` and say how it went. */
+async function refreshAndReport(model: QCSModel, trans: ITrans): Promise<void> {
+  try {
+    const status = await model.refreshFromHub();
+    if (status.usable) {
+      Notification.success(trans.__('QCS credentials refreshed.'), {
+        autoClose: 3000
+      });
+    } else {
+      Notification.warning(
+        trans.__(
+          'Refreshed, but the QCS credentials are still not usable: %1',
+          firstProblem(status.problems) ?? stateLabel(status.state, trans)
+        ),
+        { autoClose: false }
+      );
+    }
+  } catch (reason) {
+    Notification.error(
       trans.__(
-        'Your QCS refresh token expires soon (%1). Get new credentials before it does.',
-        formatDaysLeft(view.refreshDaysLeft, trans)
+        'Could not refresh the QCS credentials: %1',
+        reason instanceof Error ? reason.message : String(reason)
       ),
-      { autoClose: false, actions }
+      { autoClose: false }
     );
   }
-  return Notification.error(
-    trans.__(
-      'Your QCS credentials are not usable: %1',
-      firstProblem(view.status?.problems) ?? stateLabel(view.state, trans)
-    ),
-    { autoClose: false, actions }
-  );
+}
+
+/** This tab's `sessionStorage` (kept across the login round trip), if the browser allows it. */
+function tabStorage(): IMarkStorage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
 }
 
 async function confirmRestart(trans: ITrans): Promise<boolean> {
@@ -269,15 +250,16 @@ async function confirmRestart(trans: ITrans): Promise<boolean> {
   return result.button.accept;
 }
 
-/** Where to go when the server names no spawn URL: the Hub's home page. */
+/**
+ * Where to go when the server names no spawn URL: the Hub's home page, when
+ * the Hub is on this origin (a `hubHost` means another one; not followed).
+ */
 function hubHomeUrl(): string | null {
   const hubPrefix = PageConfig.getOption('hubPrefix');
-  if (!hubPrefix) {
+  if (!hubPrefix || PageConfig.getOption('hubHost')) {
     return null;
   }
-  return (
-    (PageConfig.getOption('hubHost') || '') + URLExt.join(hubPrefix, 'home')
-  );
+  return URLExt.join(hubPrefix, 'home');
 }
 
 export default plugin;

@@ -13,8 +13,16 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { asState, parseTime } from './format';
 import {
+  hasProblem,
+  isOwner,
+  loginUrl,
+  REFRESH_EXPIRED,
+  REFRESH_EXPIRING,
+  reloginReason,
+  ReloginReason
+} from './relogin';
+import {
   DEFAULT_POLL_INTERVAL_S,
-  DEFAULT_WARNING_DAYS,
   IQCSRestartReply,
   IQCSStatus,
   MIN_POLL_INTERVAL_S,
@@ -46,15 +54,17 @@ export interface IQCSView {
   loading: boolean;
   /** The last request failed (message); the status, if any, is stale. */
   connectionError: string | null;
-  /** The state to show: the server's, escalated by the local clock. */
+  /** The server's state (the server alone computes it). */
   state: QCSState;
-  /** Whether the SDK can use the credentials now. */
+  /** Whether the SDK can use the credentials, as the server says. */
   usable: boolean;
+  /** Whether the caller owns this server (else: no identity, no actions). */
+  owner: boolean;
   /** Whether an access token is present. */
   accessPresent: boolean;
   /** Seconds until the access token expires (may be negative), or null. */
   accessSecondsLeft: number | null;
-  /** Present, valid per the server, and not past its expiry locally. */
+  /** Valid per the server, and its countdown has not yet reached zero. */
   accessValid: boolean;
   /** Whether a refresh token is present. */
   refreshPresent: boolean;
@@ -64,6 +74,12 @@ export interface IQCSView {
   refreshAgeDays: number | null;
   /** The refresh token's lifetime in days (default 90). */
   refreshLifetimeDays: number;
+  /** The colour of the lifetime bar, from the server's refresh-token problems. */
+  refreshLevel: QCSState;
+  /** Whether (and why) the server says a new QCS login is due. */
+  relogin: ReloginReason | null;
+  /** The validated "Log in again" URL (owners only), or null. */
+  loginUrl: string | null;
   /** The notification level. */
   alert: AlertLevel;
 }
@@ -73,8 +89,6 @@ export interface IDeriveOptions {
   receivedAt: number;
   /** Local epoch ms now. */
   now: number;
-  /** Warn when fewer than this many days of the refresh token are left. */
-  warningDays: number;
 }
 
 /** The lifetime assumed when the server does not say (QCS: 90 days). */
@@ -83,23 +97,19 @@ export const DEFAULT_REFRESH_LIFETIME_DAYS = 90;
 /**
  * Derive what to show from a status and the local clock.
  *
- * Countdowns are anchored at the moment the status arrived: when the server
- * sends `expires_in_seconds` (its own clock), the time left is that minus the
- * local time elapsed since, which is `expires_at` minus the server's "now" and
- * so immune to a skewed browser clock. Without it, `expires_at` is compared
- * with the local clock.
- *
- * The server's `state` is never made better locally, only worse:
- * - a refresh token past its lifetime → "expired";
- * - an access token past its expiry with no refresh token → "expired";
- * - fewer than `warningDays` days of the refresh token left → "expiring".
+ * The state, `usable` and whether a login is due are the server's; only the
+ * countdowns run locally between two answers. They are anchored at the
+ * moment the status arrived: with `expires_in_seconds` (the server's clock)
+ * the time left is that minus the local time elapsed since, so a skewed
+ * browser clock does not matter. Without it, `expires_at` is compared with
+ * the local clock.
  */
 export function deriveView(
   status: IQCSStatus | null,
   connectionError: string | null,
   options: IDeriveOptions
 ): IQCSView {
-  const { receivedAt, now, warningDays } = options;
+  const { receivedAt, now } = options;
   if (!status) {
     return {
       status: null,
@@ -107,6 +117,7 @@ export function deriveView(
       connectionError,
       state: connectionError === null ? 'missing' : 'error',
       usable: false,
+      owner: true,
       accessPresent: false,
       accessSecondsLeft: null,
       accessValid: false,
@@ -114,6 +125,9 @@ export function deriveView(
       refreshDaysLeft: null,
       refreshAgeDays: null,
       refreshLifetimeDays: DEFAULT_REFRESH_LIFETIME_DAYS,
+      refreshLevel: 'missing',
+      relogin: null,
+      loginUrl: null,
       alert: 'none'
     };
   }
@@ -150,22 +164,14 @@ export function deriveView(
       ? rt.age_days + elapsedS / 86400
       : null;
 
-  let state = asState(status.state);
-  if (state === 'ok' || state === 'expiring') {
-    if (refreshDaysLeft !== null && refreshDaysLeft <= 0) {
-      state = 'expired';
-    } else if (accessPresent && !accessValid && !refreshPresent) {
-      state = 'expired';
-    } else if (refreshDaysLeft !== null && refreshDaysLeft < warningDays) {
-      state = 'expiring';
-    }
-  }
-  const usable = !!status.usable && state !== 'expired';
-
+  const state = asState(status.state);
+  const usable = !!status.usable;
+  const owner = isOwner(status);
+  const relogin = reloginReason(status);
   let alert: AlertLevel = 'none';
-  if (!usable) {
+  if (owner && !usable) {
     alert = 'unusable';
-  } else if (refreshDaysLeft !== null && refreshDaysLeft < warningDays) {
+  } else if (owner && relogin !== null) {
     alert = 'warning';
   }
 
@@ -175,6 +181,7 @@ export function deriveView(
     connectionError,
     state,
     usable,
+    owner,
     accessPresent,
     accessSecondsLeft,
     accessValid,
@@ -182,8 +189,22 @@ export function deriveView(
     refreshDaysLeft,
     refreshAgeDays,
     refreshLifetimeDays,
+    refreshLevel: refreshLevel(status, refreshDaysLeft),
+    relogin,
+    loginUrl: loginUrl(status),
     alert
   };
+}
+
+/** The lifetime bar's colour: what the server's problems say of the refresh token. */
+function refreshLevel(status: IQCSStatus, daysLeft: number | null): QCSState {
+  if (daysLeft === null) {
+    return 'missing';
+  }
+  if (hasProblem(status, REFRESH_EXPIRED)) {
+    return 'expired';
+  }
+  return hasProblem(status, REFRESH_EXPIRING) ? 'expiring' : 'ok';
 }
 
 /** A change of notification level, and whether to notify about it. */
@@ -235,8 +256,6 @@ export interface IQCSModelOptions {
   api: IQCSApi;
   /** Seconds between status requests (minimum 10). Default 60. */
   pollInterval?: number;
-  /** Warning threshold in days. Default 7. */
-  warningDays?: number;
   /** Local clock tick in ms for countdowns; 0 disables. Default 1000. */
   tickInterval?: number;
   /** Start polling at once. Default true. */
@@ -256,7 +275,6 @@ export class QCSModel implements IDisposable {
   constructor(options: IQCSModelOptions) {
     this._api = options.api;
     this._now = options.now ?? (() => Date.now());
-    this._warningDays = sanitizeWarningDays(options.warningDays);
     this._pollInterval = sanitizePollInterval(options.pollInterval);
     this._view = this._derive();
     this._poll = new Poll<void, Error, 'standby'>({
@@ -317,18 +335,6 @@ export class QCSModel implements IDisposable {
     }
   }
 
-  get warningDays(): number {
-    return this._warningDays;
-  }
-  set warningDays(days: number) {
-    const value = sanitizeWarningDays(days);
-    if (value === this._warningDays) {
-      return;
-    }
-    this._warningDays = value;
-    this._update(true);
-  }
-
   get restartPhase(): RestartPhase {
     return this._restartPhase;
   }
@@ -344,10 +350,11 @@ export class QCSModel implements IDisposable {
     this._update(true);
   }
 
-  /** Whether "Restart server to refresh" can be offered now. */
+  /** Whether "Restart server to refresh" can be offered now (owners only). */
   get canRestart(): boolean {
     const hub = this._view.status?.hub;
     return (
+      this._view.owner &&
       !!hub?.restart_available &&
       this._restartPhase !== 'requesting' &&
       this._restartPhase !== 'stopping' &&
@@ -355,9 +362,13 @@ export class QCSModel implements IDisposable {
     );
   }
 
-  /** Whether "Refresh now" (pull from the Hub) can be offered now. */
+  /** Whether "Refresh now" (pull from the Hub) can be offered now (owners only). */
   get canRefresh(): boolean {
-    return !!this._view.status?.hub?.refresh_available && !this._refreshing;
+    return (
+      this._view.owner &&
+      !!this._view.status?.hub?.refresh_available &&
+      !this._refreshing
+    );
   }
 
   get refreshing(): boolean {
@@ -445,8 +456,7 @@ export class QCSModel implements IDisposable {
   private _derive(): IQCSView {
     return deriveView(this._status, this._error, {
       receivedAt: this._receivedAt,
-      now: this._now(),
-      warningDays: this._warningDays
+      now: this._now()
     });
   }
 
@@ -489,7 +499,6 @@ export class QCSModel implements IDisposable {
   private _error: string | null = null;
   private _view: IQCSView;
   private _pollInterval: number;
-  private _warningDays: number;
   private _refreshing = false;
   private _restartPhase: RestartPhase = 'idle';
   private _restartMessage = '';
@@ -505,12 +514,4 @@ export function sanitizePollInterval(seconds: number | undefined): number {
     return DEFAULT_POLL_INTERVAL_S;
   }
   return Math.max(MIN_POLL_INTERVAL_S, seconds);
-}
-
-/** Non-negative warning threshold in days. */
-export function sanitizeWarningDays(days: number | undefined): number {
-  if (typeof days !== 'number' || !Number.isFinite(days)) {
-    return DEFAULT_WARNING_DAYS;
-  }
-  return Math.max(0, days);
 }

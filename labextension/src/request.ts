@@ -1,10 +1,11 @@
 /**
  * Requests to the qcs-jupyter server extension (and the server itself).
  */
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { IQCSApi } from './model';
+import { classifyProbe, ServerProbe } from './restart';
 import { API_NAMESPACE, IQCSRestartReply, IQCSStatus } from './tokens';
 
 /**
@@ -58,59 +59,31 @@ export function createApi(
 }
 
 /**
- * Whether the Jupyter server still answers `GET {baseUrl}api/status`.
- *
- * Any failure counts as "down": a network error, or a non-2xx answer (under
- * JupyterHub the proxy routes a stopped server's URLs to the Hub, which does
- * not answer 200 with the server's JSON).
+ * `GET {baseUrl}qcs-jupyter/status` as a page request (`Accept: text/html`,
+ * a path without an `api` segment): the running server answers JSON; once
+ * it is gone the Hub answers as `classifyProbe` (restart.ts) reads. A GET
+ * needs no XSRF token.
  */
-export async function pingServer(
+export async function probeServer(
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
-): Promise<boolean> {
-  const url = URLExt.join(settings.baseUrl, 'api', 'status');
+): Promise<ServerProbe> {
+  const url = URLExt.join(settings.baseUrl, API_NAMESPACE, 'status');
   try {
     const response = await ServerConnection.makeRequest(
       url,
-      { method: 'GET', cache: 'no-store', redirect: 'manual' },
+      { method: 'GET', cache: 'no-store', headers: { Accept: 'text/html' } },
       settings
     );
-    if (!response.ok) {
-      return false;
-    }
-    await response.json();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Whether the Hub is still stopping this server. Reads the Hub's own
- * spawn-pending page (a same-origin GET that needs no XSRF token): it shows a
- * "refresh" control while the stop is pending and a "start" control once the
- * server is gone. Anything else (no Hub, an error) counts as "not stopping".
- */
-export async function hubStopPending(): Promise<boolean> {
-  const hubPrefix = PageConfig.getOption('hubPrefix');
-  const user = PageConfig.getOption('hubUser');
-  if (!hubPrefix || !user) {
-    return false;
-  }
-  const server = PageConfig.getOption('hubServerName');
-  const url = URLExt.join(
-    hubPrefix,
-    'spawn-pending',
-    encodeURIComponent(user),
-    server ? encodeURIComponent(server) : ''
-  );
-  try {
-    const response = await fetch(url, {
-      credentials: 'same-origin',
-      cache: 'no-store'
+    // Drain the body so the connection is reused; its content does not matter.
+    await response.text();
+    return classifyProbe({
+      status: response.status,
+      redirected: response.redirected,
+      json: (response.headers.get('Content-Type') ?? '').includes(
+        'application/json'
+      )
     });
-    const page = await response.text();
-    return page.includes('id="refresh"') && !page.includes('id="start"');
   } catch {
-    return false;
+    return classifyProbe(null);
   }
 }

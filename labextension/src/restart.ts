@@ -8,6 +8,7 @@
  */
 import { ITrans } from './format';
 import { QCSModel } from './model';
+import { sameOriginPath } from './urls';
 
 export interface IWaitOptions {
   /** Give up after this many ms. Default 60 000. */
@@ -21,9 +22,47 @@ export interface IWaitOptions {
 const defaultSleep = (ms: number) =>
   new Promise<void>(resolve => setTimeout(resolve, ms));
 
+/** What the server's own URL says while the Hub stops it. */
+export type ServerProbe = 'up' | 'stopping' | 'stopped';
+
+/** The parts of a probe's answer that decide; null: no answer at all. */
+export interface IProbeAnswer {
+  status: number;
+  /** Whether fetch followed a redirect to get here. */
+  redirected: boolean;
+  /** Whether the body is JSON (Content-Type). */
+  json: boolean;
+}
+
 /**
- * Poll `ping` until it reports the server down. Resolves true when it went
- * down, false on timeout. Bounded by `timeoutMs`.
+ * Read JupyterHub's answer for this server's URL.
+ *
+ * The Hub first removes the proxy route, then stops the server, then clears
+ * "stop pending". Once the route is gone the request reaches the Hub
+ * (`/user/…` → `/hub/user/…`), whose answer for a page (not an API path)
+ * says where the stop is: 424 "server not running" once it is done, a
+ * redirect to `spawn-pending` while it is pending. Starting a new server
+ * before the stop is done would land on the Hub's "server is stopping" page.
+ * JupyterHub has no cookie-authenticated API the page could ask without the
+ * Hub's XSRF token, which a JupyterLab page does not have; these status codes
+ * are the Hub's documented behaviour for a stopped server's URLs.
+ */
+export function classifyProbe(answer: IProbeAnswer | null): ServerProbe {
+  if (answer === null) {
+    return 'stopping'; // no answer: proxy or Hub between two states; ask again
+  }
+  if (answer.status === 424) {
+    return 'stopped';
+  }
+  if (answer.status === 200 && !answer.redirected && answer.json) {
+    return 'up';
+  }
+  return 'stopping'; // spawn-pending, the proxy's 503 for a dead target, …
+}
+
+/**
+ * Poll `ping` until it reports the server gone (false). Resolves true when
+ * it went, false on timeout. Bounded by `timeoutMs`.
  */
 export async function waitForServerStop(
   ping: () => Promise<boolean>,
@@ -45,33 +84,16 @@ export async function waitForServerStop(
   }
 }
 
-/**
- * Accept a same-site path (`/hub/spawn/...`, not `//host`) or an http(s) URL;
- * anything else (e.g. `javascript:`) gives null.
- */
-export function safeSpawnUrl(url: string | null | undefined): string | null {
-  if (!url || typeof url !== 'string') {
-    return null;
-  }
-  if (url.startsWith('/') && !url.startsWith('//')) {
-    return url;
-  }
-  if (/^https?:\/\//i.test(url)) {
-    return url;
-  }
-  return null;
-}
-
 export interface IRestartOptions extends IWaitOptions {
   model: QCSModel;
   trans: ITrans;
   /** Ask the user; resolve true to go ahead. */
   confirm: () => Promise<boolean>;
-  /** Whether the server still answers (request.ts `pingServer`). */
+  /** Whether the server is still up or still stopping (request.ts `probeServer`). */
   ping: () => Promise<boolean>;
   /** Go to the URL (`window.location.href = url`). */
   navigate: (url: string) => void;
-  /** Where to go if the server names no spawn URL (e.g. the Hub's home). */
+  /** Where to go if the server names no spawn URL (e.g. the Hub's home); same-origin paths only. */
   fallbackUrl?: string | null;
 }
 
@@ -98,9 +120,9 @@ export async function restartServer(
   try {
     const reply = await model.requestRestart();
     spawnUrl =
-      safeSpawnUrl(reply?.spawn_url) ??
-      safeSpawnUrl(model.view.status?.hub?.spawn_url) ??
-      safeSpawnUrl(options.fallbackUrl);
+      sameOriginPath(reply?.spawn_url) ??
+      sameOriginPath(model.view.status?.hub?.spawn_url) ??
+      sameOriginPath(options.fallbackUrl);
   } catch (reason) {
     const message = reason instanceof Error ? reason.message : String(reason);
     model.setRestartPhase(

@@ -1,6 +1,7 @@
+import { HubInfo } from '../src/relogin';
 import { IQCSStatus } from '../src/tokens';
 
-/** A healthy status as the server extension sends it. */
+/** A healthy status as the server extension sends it under a Hub. */
 export function makeStatus(overrides: Partial<IQCSStatus> = {}): IQCSStatus {
   return {
     profile: 'default',
@@ -31,9 +32,21 @@ export function makeStatus(overrides: Partial<IQCSStatus> = {}): IQCSStatus {
       last_sync_error: null,
       refresh_available: true,
       restart_available: true,
-      spawn_url: '/hub/spawn/ada?next=/user/ada/lab',
-      reason: null
-    },
+      spawn_url: '/hub/spawn/ada?next=%2Fuser%2Fada%2Flab',
+      reason: null,
+      login_url: '/hub/oauth_login?next=%2Fuser%2Fada%2Flab',
+      relogin_required: false,
+      owner: true
+    } as HubInfo,
     ...overrides
   };
+}
+
+/** A status whose `hub` has these fields changed. */
+export function withHub(
+  hub: Partial<HubInfo>,
+  overrides: Partial<IQCSStatus> = {}
+): IQCSStatus {
+  const status = makeStatus(overrides);
+  return { ...status, hub: { ...(status.hub as HubInfo), ...hub } as HubInfo };
 }

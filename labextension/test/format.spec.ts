@@ -1,6 +1,6 @@
 import {
+  alertMessage,
   asState,
-  daysLeftLevel,
   formatAge,
   formatCountdown,
   formatDaysLeft,
@@ -8,11 +8,11 @@ import {
   formatRelative,
   fractionLeft,
   parseTime,
-  stateColor,
-  stateLabel,
-  stateSeverity
+  stateLabel
 } from '../src/format';
-import { QCS_STATES } from '../src/tokens';
+import { AlertLevel, deriveView } from '../src/model';
+import { IQCSStatus, QCS_STATES } from '../src/tokens';
+import { makeStatus, withHub } from './fixtures';
 import { trans } from './trans';
 
 describe('formatCountdown', () => {
@@ -85,34 +85,20 @@ describe('fractionLeft', () => {
   });
 });
 
-describe('daysLeftLevel', () => {
-  it.each([
-    [null, 'missing'],
-    [0, 'expired'],
-    [6.9, 'expiring'],
-    [7, 'ok'],
-    [80, 'ok']
-  ])('%s days with a 7-day threshold', (days, expected) => {
-    expect(daysLeftLevel(days as number | null, 7)).toBe(expected);
-  });
-});
-
 describe('states', () => {
   it.each([
-    ['ok', 'OK', 'var(--jp-success-color1)'],
-    ['expiring', 'Expiring soon', 'var(--jp-warn-color1)'],
-    ['expired', 'Expired', 'var(--jp-error-color1)'],
-    ['error', 'Error', 'var(--jp-error-color1)'],
-    ['missing', 'No credentials', 'var(--jp-ui-font-color2)']
-  ])('%s', (state, label, color) => {
+    ['ok', 'OK'],
+    ['expiring', 'Expiring soon'],
+    ['expired', 'Expired'],
+    ['error', 'Error'],
+    ['missing', 'No credentials']
+  ])('%s', (state, label) => {
     expect(stateLabel(state, trans)).toBe(label);
-    expect(stateColor(state)).toBe(color);
   });
 
-  it('every known state has a label and a theme colour', () => {
+  it('every known state has a label', () => {
     for (const state of QCS_STATES) {
       expect(stateLabel(state, trans)).not.toBe('Unknown');
-      expect(stateColor(state)).toMatch(/^var\(--jp-/);
     }
   });
 
@@ -122,11 +108,75 @@ describe('states', () => {
     expect(asState('expiring')).toBe('expiring');
     expect(stateLabel('weird', trans)).toBe('Unknown');
   });
+});
 
-  it('orders severity', () => {
-    expect(stateSeverity('ok')).toBeLessThan(stateSeverity('expiring'));
-    expect(stateSeverity('expiring')).toBeLessThan(stateSeverity('expired'));
-    expect(stateSeverity('expired')).toBeLessThan(stateSeverity('error'));
+describe('alertMessage', () => {
+  const expiring = (status: IQCSStatus): IQCSStatus => ({
+    ...status,
+    refresh_token: { ...status.refresh_token!, days_left: 4.2 },
+    problems: [
+      {
+        code: 'refresh_token_expiring',
+        severity: 'warning',
+        message: 'The refresh token expires in about 4 days.',
+        action: null
+      }
+    ]
+  });
+  const message = (status: IQCSStatus, level: AlertLevel) =>
+    alertMessage(
+      {
+        previous: 'none',
+        level,
+        notify: true,
+        view: deriveView(status, null, { receivedAt: 0, now: 0 })
+      },
+      trans
+    );
+
+  it.each([
+    [
+      'login ended',
+      withHub({ relogin_required: true }),
+      'warning',
+      'Your QCS login has ended. Log in again to keep your credentials fresh.'
+    ],
+    [
+      'expiring, with a Hub login',
+      expiring(makeStatus()),
+      'warning',
+      'Your QCS refresh token expires soon (4 days left). Log in again before it does.'
+    ],
+    [
+      'expiring, no Hub login',
+      expiring(withHub({ login_url: null })),
+      'warning',
+      'Your QCS refresh token expires soon (4 days left). Get new credentials before it does.'
+    ],
+    [
+      'unusable names the first problem',
+      {
+        ...makeStatus({ state: 'error', usable: false }),
+        problems: [
+          {
+            code: 'file_corrupt',
+            severity: 'error',
+            message: 'settings.toml is not valid TOML.',
+            action: null
+          }
+        ]
+      },
+      'unusable',
+      'Your QCS credentials are not usable: settings.toml is not valid TOML.'
+    ],
+    [
+      'unusable without problems names the state',
+      makeStatus({ state: 'expired', usable: false }),
+      'unusable',
+      'Your QCS credentials are not usable: Expired'
+    ]
+  ])('%s', (_name, status, level, expected) => {
+    expect(message(status, level as AlertLevel)).toBe(expected);
   });
 });
 

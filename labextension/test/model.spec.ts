@@ -4,17 +4,21 @@ import {
   IQCSApi,
   IQCSView,
   QCSModel,
-  sanitizePollInterval,
-  sanitizeWarningDays
+  sanitizePollInterval
 } from '../src/model';
-import { IQCSStatus } from '../src/tokens';
-import { makeStatus } from './fixtures';
+import { IQCSProblem, IQCSStatus } from '../src/tokens';
+import { makeStatus, withHub } from './fixtures';
 
 const T0 = Date.parse('2026-11-24T05:40:00Z');
-const opts = (elapsedS = 0, warningDays = 7) => ({
+const opts = (elapsedS = 0) => ({
   receivedAt: T0,
-  now: T0 + elapsedS * 1000,
-  warningDays
+  now: T0 + elapsedS * 1000
+});
+const problem = (code: string): IQCSProblem => ({
+  code,
+  severity: 'warning',
+  message: code,
+  action: null
 });
 
 describe('deriveView', () => {
@@ -61,15 +65,7 @@ describe('deriveView', () => {
     expect(v.loading).toBe(false);
   });
 
-  type Case = [
-    string,
-    Partial<IQCSStatus>,
-    number,
-    number,
-    string,
-    boolean,
-    string
-  ];
+  type Case = [string, IQCSStatus, number, string, boolean, string];
   const rt = (days_left: number | null, present = true) => ({
     refresh_token: {
       present,
@@ -80,110 +76,134 @@ describe('deriveView', () => {
     }
   });
   const cases: Case[] = [
-    // name, overrides, elapsed s, warningDays, state, usable, alert
-    ['healthy', {}, 0, 7, 'ok', true, 'none'],
+    // name, status, elapsed s, state, usable, alert
+    ['healthy', makeStatus(), 0, 'ok', true, 'none'],
     [
-      'refresh token below threshold',
-      rt(6.5),
+      'the server says the refresh token expires soon',
+      makeStatus({
+        ...rt(6.5),
+        state: 'expiring',
+        problems: [problem('refresh_token_expiring')]
+      }),
       0,
-      7,
-      'expiring',
-      true,
-      'warning'
-    ],
-    ['threshold from settings', rt(6.5), 0, 5, 'ok', true, 'none'],
-    [
-      'crosses threshold while open',
-      rt(7.01),
-      3600,
-      7,
       'expiring',
       true,
       'warning'
     ],
     [
-      'refresh token runs out locally',
-      rt(0.0001),
+      'few days left but the server is fine: not escalated',
+      makeStatus(rt(6.5)),
+      0,
+      'ok',
+      true,
+      'none'
+    ],
+    [
+      'refresh token runs out locally: the server decides, next answer',
+      makeStatus(rt(0.0001)),
       60,
-      7,
-      'expired',
-      false,
-      'unusable'
+      'ok',
+      true,
+      'none'
     ],
     [
-      'access token runs out without refresh token',
-      rt(null, false),
+      'access token runs out without refresh token: not escalated',
+      makeStatus(rt(null, false)),
       1300,
-      7,
-      'expired',
-      false,
-      'unusable'
-    ],
-    [
-      'access token runs out with a refresh token: still ok',
-      {},
-      1300,
-      7,
       'ok',
       true,
       'none'
     ],
     [
       'server expired is kept',
-      { state: 'expired', usable: false },
+      makeStatus({ state: 'expired', usable: false }),
       0,
-      7,
       'expired',
       false,
       'unusable'
     ],
     [
-      'server expiring is not improved',
-      { state: 'expiring' },
+      'server expiring (access token) without a refresh problem',
+      makeStatus({ state: 'expiring' }),
       0,
-      7,
       'expiring',
       true,
       'none'
     ],
     [
       'server error',
-      { state: 'error', usable: false },
+      makeStatus({ state: 'error', usable: false }),
       0,
-      7,
       'error',
       false,
       'unusable'
     ],
     [
       'missing',
-      {
+      makeStatus({
         state: 'missing',
         usable: false,
         access_token: null,
         refresh_token: null
-      },
+      }),
       0,
-      7,
       'missing',
       false,
       'unusable'
     ],
-    ['unknown state', { state: 'weird' }, 0, 7, 'error', true, 'none']
+    [
+      'the Hub says the login ended, tokens still usable',
+      withHub({ relogin_required: true }),
+      0,
+      'ok',
+      true,
+      'warning'
+    ],
+    [
+      'not the owner: no notification',
+      withHub({ owner: false }, { state: 'error', usable: false }),
+      0,
+      'error',
+      false,
+      'none'
+    ],
+    ['unknown state', makeStatus({ state: 'weird' }), 0, 'error', true, 'none']
   ];
-  it.each(cases)(
-    '%s',
-    (_name, overrides, elapsed, warningDays, state, usable, alert) => {
-      const v = deriveView(
-        makeStatus(overrides),
-        null,
-        opts(elapsed, warningDays)
-      );
-      expect(v.state).toBe(state);
-      expect(v.usable).toBe(usable);
-      expect(v.alert).toBe(alert);
+  it.each(cases)('%s', (_name, status, elapsed, state, usable, alert) => {
+    const v = deriveView(status, null, opts(elapsed));
+    expect(v.state).toBe(state);
+    expect(v.usable).toBe(usable);
+    expect(v.alert).toBe(alert);
+  });
+
+  it('counts the access token down to "expired" without changing the state', () => {
+    const v = deriveView(makeStatus(rt(null, false)), null, opts(1300));
+    expect(v.accessValid).toBe(false);
+    expect(v.state).toBe('ok');
+  });
+
+  it.each([
+    ['healthy', [], 'ok'],
+    ['expiring', [problem('refresh_token_expiring')], 'expiring'],
+    ['expired', [problem('refresh_token_expired')], 'expired']
+  ])(
+    'colours the lifetime bar as the server rates it: %s',
+    (_name, problems, level) => {
+      const v = deriveView(makeStatus({ problems }), null, opts());
+      expect(v.refreshLevel).toBe(level);
     }
   );
+
+  it('offers the login URL to the owner only, when a login is due', () => {
+    const due = withHub({ relogin_required: true });
+    expect(deriveView(due, null, opts()).loginUrl).toBe(
+      '/hub/oauth_login?next=%2Fuser%2Fada%2Flab'
+    );
+    expect(deriveView(due, null, opts()).relogin).toBe('required');
+    const other = withHub({ relogin_required: true, owner: false });
+    expect(deriveView(other, null, opts()).loginUrl).toBeNull();
+    expect(deriveView(other, null, opts()).owner).toBe(false);
+  });
 
   it('ages the refresh token locally', () => {
     const v = deriveView(makeStatus(), null, opts(86400));
@@ -211,8 +231,9 @@ describe('AlertTracker', () => {
     });
     expect(t.update(view(makeStatus()))).toBeNull();
     const warn = makeStatus({
-      ...makeStatus(),
-      refresh_token: { ...makeStatus().refresh_token!, days_left: 3 }
+      refresh_token: { ...makeStatus().refresh_token!, days_left: 3 },
+      state: 'expiring',
+      problems: [problem('refresh_token_expiring')]
     });
     expect(t.update(view(warn))).toMatchObject({
       previous: 'none',
@@ -276,14 +297,6 @@ describe('settings sanitizers', () => {
     [300, 300]
   ])('pollInterval %s → %s', (value, expected) => {
     expect(sanitizePollInterval(value)).toBe(expected);
-  });
-
-  it.each([
-    [undefined, 7],
-    [-1, 0],
-    [14, 14]
-  ])('warningDays %s → %s', (value, expected) => {
-    expect(sanitizeWarningDays(value)).toBe(expected);
   });
 });
 
@@ -350,18 +363,18 @@ describe('QCSModel', () => {
     expect(model.view.connectionError).toBe('Network down');
   });
 
-  it('emits alert transitions from status and settings changes', async () => {
-    const status = makeStatus({
-      refresh_token: { ...makeStatus().refresh_token!, days_left: 10 }
+  it('emits alert transitions as the server answers change', async () => {
+    const expiring = makeStatus({
+      state: 'expiring',
+      problems: [problem('refresh_token_expiring')]
     });
-    const { api } = fakeApi([status]);
+    const { api } = fakeApi([makeStatus(), expiring, expiring, makeStatus()]);
     model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
     const alerts: string[] = [];
     model.alertChanged.connect((_, a) => alerts.push(`${a.level}:${a.notify}`));
-    await model.checkNow();
-    model.warningDays = 14;
-    model.warningDays = 14;
-    model.warningDays = 7;
+    for (let i = 0; i < 4; i++) {
+      await model.checkNow();
+    }
     expect(alerts).toEqual(['none:false', 'warning:true', 'none:false']);
   });
 
@@ -377,6 +390,15 @@ describe('QCSModel', () => {
     expect(s.checked_at).toBe('2026-11-24T05:45:00Z');
     expect(model.view.usable).toBe(true);
     expect(model.refreshing).toBe(false);
+  });
+
+  it('offers no restart or refresh to a non-owner', async () => {
+    const { api } = fakeApi([withHub({ owner: false })]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    await model.checkNow();
+    expect(model.view.owner).toBe(false);
+    expect(model.canRestart).toBe(false);
+    expect(model.canRefresh).toBe(false);
   });
 
   it('offers no restart or refresh without the Hub', async () => {

@@ -1,21 +1,37 @@
 import { IQCSApi, QCSModel } from '../src/model';
-import { restartServer, safeSpawnUrl, waitForServerStop } from '../src/restart';
-import { makeStatus } from './fixtures';
+import {
+  classifyProbe,
+  restartServer,
+  waitForServerStop
+} from '../src/restart';
+import { makeStatus, withHub } from './fixtures';
 import { trans } from './trans';
 
-describe('safeSpawnUrl', () => {
+describe('classifyProbe: where the Hub is with the stop', () => {
+  const answer = (status: number, redirected = false, json = false) => ({
+    status,
+    redirected,
+    json
+  });
   it.each([
-    ['/hub/spawn/ada?next=/user/ada/lab', '/hub/spawn/ada?next=/user/ada/lab'],
+    ['the server answers its JSON', answer(200, false, true), 'up'],
+    ['no answer at all', null, 'stopping'],
     [
-      'https://hub.example.org/hub/spawn/ada',
-      'https://hub.example.org/hub/spawn/ada'
+      'redirected to spawn-pending (stop pending)',
+      answer(200, true, false),
+      'stopping'
     ],
-    ['//evil.example.org/x', null],
-    ['javascript:alert(1)', null],
-    ['', null],
-    [null, null]
-  ])('%s', (url, expected) => {
-    expect(safeSpawnUrl(url)).toBe(expected);
+    ['a redirect that still ends in JSON', answer(200, true, true), 'stopping'],
+    ['an HTML 200 (not the server)', answer(200, false, false), 'stopping'],
+    [
+      "the proxy's 503 for a dead target",
+      answer(503, false, false),
+      'stopping'
+    ],
+    ['the Hub: server not running', answer(424, true, false), 'stopped'],
+    ['424 without a redirect', answer(424, false, true), 'stopped']
+  ])('%s', (_name, a, expected) => {
+    expect(classifyProbe(a)).toBe(expected);
   });
 });
 
@@ -139,21 +155,71 @@ describe('restartServer', () => {
     model.dispose();
   });
 
-  it('falls back to the status spawn URL, and refuses unsafe ones', async () => {
-    const model = await loaded(
-      api(async () => ({ spawn_url: 'javascript:x' }))
-    );
-    let went = '';
-    await restartServer({
+  it.each([
+    'javascript:x',
+    'https://evil.example.org/hub/spawn/ada',
+    '//evil.example.org/hub/spawn/ada',
+    '/\\evil.example.org/hub/spawn/ada'
+  ])(
+    'refuses the spawn URL %s and falls back to the status one',
+    async spawnUrl => {
+      const model = await loaded(api(async () => ({ spawn_url: spawnUrl })));
+      let went = '';
+      await restartServer({
+        model,
+        trans,
+        confirm: async () => true,
+        ping: async () => false,
+        navigate: url => {
+          went = url;
+        }
+      });
+      expect(went).toBe('/hub/spawn/ada?next=%2Fuser%2Fada%2Flab');
+      model.dispose();
+    }
+  );
+
+  it('fails rather than leave the origin', async () => {
+    const a = api(async () => ({ spawn_url: 'https://evil.example.org/' }));
+    a.status = async () =>
+      withHub({ spawn_url: '//evil.example.org/hub/spawn/ada' });
+    const model = await loaded(a);
+    let went = false;
+    const outcome = await restartServer({
       model,
       trans,
       confirm: async () => true,
       ping: async () => false,
-      navigate: url => {
-        went = url;
-      }
+      navigate: () => {
+        went = true;
+      },
+      fallbackUrl: 'https://hub.example.org/hub/home'
     });
-    expect(went).toBe('/hub/spawn/ada?next=/user/ada/lab');
+    expect(outcome).toBe('failed');
+    expect(went).toBe(false);
+    expect(model.restartMessage).toBe(
+      'The server did not say where to start a new one.'
+    );
+    model.dispose();
+  });
+
+  it('offers no restart to a non-owner', async () => {
+    let asked = 0;
+    const a = api(async () => {
+      asked++;
+      return { spawn_url: '/x' };
+    });
+    a.status = async () => withHub({ owner: false });
+    const model = await loaded(a);
+    const outcome = await restartServer({
+      model,
+      trans,
+      confirm: async () => true,
+      ping: async () => false,
+      navigate: () => undefined
+    });
+    expect(outcome).toBe('unavailable');
+    expect(asked).toBe(0);
     model.dispose();
   });
 });
