@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import secrets
+import ssl
 import sys
 import time
 import urllib.error
@@ -19,8 +20,11 @@ from typing import Any
 
 from .localidp import LocalIdP, ensure_node_modules, free_port
 from .process import LoggedProcess
+from .qcsapi import QCSAPI
 
 PROXY_DIR = Path(__file__).resolve().parent / "proxy"
+#: Where ``scripts/setup.sh`` registers the kernelspecs of the real QCS clients (pyQuil 4.22, qcs-sdk-python 0.31).
+CLIENT_KERNELS_PATH = Path(__file__).resolve().parents[1] / ".venv-clients" / "share" / "jupyter"
 
 
 class LocalHubError(RuntimeError):
@@ -32,6 +36,11 @@ class LocalHub(LoggedProcess):
 
     ``admin_token`` belongs to a service with ``admin:users``, ``admin:auth_state`` and ``admin:servers``,
     for tests to look inside; users log in at ``url`` with any name.
+
+    ``https``: the proxy serves https with a certificate from the IdP's throwaway CA, and user servers (so their
+    kernels) get ``SSL_CERT_FILE`` pointing at that CA: qcs-sdk-python 0.31 refreshes only at an https issuer, and
+    the Hub's issuer for clients lives under the Hub's public URL. ``qcs_api``: the stand-in QCS API that users'
+    ``settings.toml`` names. ``client_kernels``: user servers see the kernelspecs of the real QCS clients.
     """
 
     stop_timeout = 20.0
@@ -49,6 +58,9 @@ class LocalHub(LoggedProcess):
         extra_config: str = "",
         port: int | None = None,
         startup_timeout: float = 60.0,
+        https: bool = False,
+        qcs_api: QCSAPI | None = None,
+        client_kernels: bool = False,
     ) -> None:
         self.workdir = Path(workdir)
         self.idp = idp
@@ -60,12 +72,21 @@ class LocalHub(LoggedProcess):
         self.proxy_api_port = free_port()
         self.admin_token = secrets.token_hex(24)
         self.startup_timeout = startup_timeout
+        self.https, self.qcs_api, self.client_kernels = https, qcs_api, client_kernels
+        if https and idp.ca_path is None:
+            raise LocalHubError("an https Hub needs a started https IdP (its CA signs the Hub's certificate)")
+        if client_kernels and not (CLIENT_KERNELS_PATH / "kernels").is_dir():
+            raise LocalHubError(f"no QCS client kernelspecs in {CLIENT_KERNELS_PATH}; run bash scripts/setup.sh")
         self.homes = self.workdir / "homes"
         super().__init__(self.workdir / "jupyterhub.log")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """Trusts the Hub's certificate (the IdP's CA) when it serves https."""
+        return self.idp.ssl_context() if self.https else None
 
     @property
     def callback_url(self) -> str:
@@ -94,6 +115,25 @@ c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
 c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
 """
 
+    def spawner_environment(self) -> dict[str, str]:
+        """Environment of the user servers, and so of their kernels."""
+        env = {"JUPYTER_CONFIG_DIR": str(self.workdir / "user-config")}
+        if self.https:
+            env["SSL_CERT_FILE"] = str(self.idp.ca_path)  # test stack only: the throwaway CA
+        if self.client_kernels:
+            env["JUPYTER_PATH"] = str(CLIENT_KERNELS_PATH)
+        return env
+
+    def stack_config(self) -> str:
+        """The parts of jupyterhub_config.py that come from the stack's options (https, stand-in QCS API)."""
+        lines = []
+        if self.https:
+            cert, key = self.idp.issue_cert(self.workdir, "hub")
+            lines += [f"c.JupyterHub.ssl_cert = {str(cert)!r}", f"c.JupyterHub.ssl_key = {str(key)!r}"]
+        if self.qcs_api is not None:
+            lines.append(f"c.QCSAuthenticator.qcs_api_url = {self.qcs_api.url!r}")
+        return "\n".join(lines)
+
     def config_text(self) -> str:
         user_config = self.workdir / "user-config"
         user_config.mkdir(parents=True, exist_ok=True)
@@ -121,10 +161,11 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(self.homes)!r} + "/{{userna
 c.Spawner.cmd = [{sys.executable!r}, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {root_args!r}
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": {str(user_config)!r}}}
+c.Spawner.environment = {self.spawner_environment()!r}
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 {self.authenticator_config()}
+{self.stack_config()}
 {self.extra_config}
 """
 
@@ -162,7 +203,7 @@ c.Spawner.http_timeout = 60
             data=json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "DELETE") else None),
             headers={"Authorization": f"token {token or self.admin_token}"},
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()) as response:
             text = response.read()
             return json.loads(text) if text else None
 
@@ -216,26 +257,48 @@ def local_stack(
     client_secret: str | None = None,
     port: int | None = None,
     idp_options: dict[str, Any] | None = None,
+    hub_https: bool = False,
+    qcs_api: bool = False,
     **hub_options: Any,
 ) -> Iterator[LocalHub]:
-    """A started local IdP (one client, allowed to redirect to the Hub) and a ``LocalHub`` using it."""
+    """A started local IdP (one client, allowed to redirect to the Hub) and a ``LocalHub`` using it.
+
+    ``hub_https`` serves the Hub over https (the IdP must be https too); ``qcs_api`` also starts the stand-in
+    QCS API (``hub.qcs_api``), which introspects tokens at the IdP as a client of its own.
+    """
     ensure_node_modules()
     port = port or free_port()
-    client: dict[str, Any] = {"client_id": client_id, "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}
+    if hub_https and not https:
+        raise LocalHubError("hub_https=True needs https=True: the IdP's CA signs the Hub's certificate")
+    callback = f"{'https' if hub_https else 'http'}://127.0.0.1:{port}/hub/oauth_callback"
+    client: dict[str, Any] = {"client_id": client_id, "redirect_uris": [callback]}
     if client_secret:
         client["client_secret"] = client_secret
+    clients = [client]
+    api_client = {"client_id": "qcs-api", "client_secret": secrets.token_urlsafe(24), "resource_server": True}
+    if qcs_api:
+        clients.append(api_client)
     idp = LocalIdP(
         workdir / "idp",
         https=https,
         access_token_ttl=ttl,
         rotate_refresh_tokens=rotate,
-        clients=[client],
+        clients=clients,
         **(idp_options or {}),
     )
-    with (
-        idp,
-        LocalHub(
-            workdir / "hub", idp, port=port, client_id=client_id, client_secret=client_secret, **hub_options
-        ) as hub,
-    ):
-        yield hub
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(idp)
+        api = (
+            stack.enter_context(QCSAPI(idp, api_client["client_id"], api_client["client_secret"])) if qcs_api else None
+        )
+        hub = LocalHub(
+            workdir / "hub",
+            idp,
+            port=port,
+            client_id=client_id,
+            client_secret=client_secret,
+            https=hub_https,
+            qcs_api=api,
+            **hub_options,
+        )
+        yield stack.enter_context(hub)

@@ -50,9 +50,9 @@ class ApiCall:
     path: str
     status: int
     reason: str  # "ok", or why the token was refused
-    subject: str | None  # the token's ``sub`` (when the IdP said active)
+    subject: str | None  # the token's ``sub``: as the IdP answered, or as the token claims when refused
     token_fp: str | None  # fingerprint(token)
-    token_exp: float | None  # the token's ``exp`` (when the IdP said active)
+    token_exp: float | None  # the token's ``exp`` (from the same source as ``subject``)
 
     @property
     def accepted(self) -> bool:
@@ -101,8 +101,7 @@ class QCSAPI:
             return list(self._calls)
 
     def counts(self, subject: str | None = None) -> dict[str, int]:
-        """Accepted and refused calls (of one token subject when given; refusals of unknown tokens count
-        only without ``subject``)."""
+        """Accepted and refused calls (of one token subject when given)."""
         calls = [c for c in self.calls if subject is None or c.subject == subject]
         accepted = sum(c.accepted for c in calls)
         return {"accepted": accepted, "refused": len(calls) - accepted}
@@ -179,19 +178,20 @@ class QCSAPI:
             raise RuntimeError(f"the IdP's introspection endpoint answered HTTP {response.status}")
         return json.loads(data)
 
-    def check(self, authorization: str | None) -> tuple[str, dict[str, Any] | None, str | None]:
-        """``(reason, introspection, fingerprint)``; reason is "ok" only for an active, unexpired token."""
+    def check(self, authorization: str | None) -> tuple[str, dict[str, Any], str | None]:
+        """``(reason, claims, fingerprint)``; reason is "ok" only for a token the IdP calls active and that has
+        not expired. ``claims`` is the IdP's answer, or for a refused token what it claims (unverified)."""
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return "no bearer token", None, None
+            return "no bearer token", {}, None
         fp = fingerprint(token)
         try:
             info = self.introspect(token)
         except Exception as e:  # the IdP is down: refuse, as a real API cannot check the token either
-            return f"introspection failed ({type(e).__name__})", None, fp
+            return f"introspection failed ({type(e).__name__})", _claims(token), fp
         if not info.get("active"):
-            return "token not active", None, fp
+            return "token not active", _claims(token), fp
         exp = info.get("exp")
         if not isinstance(exp, (int, float)) or exp <= time.time():
             return "token expired", info, fp
@@ -209,6 +209,16 @@ class QCSAPI:
             call.subject,
             call.token_fp,
         )
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The unverified claims of a JWT (to label a refused call), or nothing."""
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -231,9 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         api = self.owner
-        reason, info, fp = api.check(self.headers.get("Authorization"))
-        subject = (info or {}).get("sub")
-        exp = (info or {}).get("exp")
+        reason, claims, fp = api.check(self.headers.get("Authorization"))
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        exp = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else None
         if reason != "ok":
             status = 401
             self._send(

@@ -1,0 +1,193 @@
+"""Issue 9: a QCS client held in a kernel keeps working across access-token expiries, with the real clients.
+
+pyQuil 4.22 and qcs-sdk-python 0.31 keep their access token inside the client object and never re-read
+``~/.qcs``; on a 401 from the API they refresh once, at the issuer ``settings.toml`` names, and retry. Here a kernel
+of each (its own venv, a kernelspec the spawned server sees) holds one client and keeps calling a stand-in QCS API
+that checks every token at the IdP, for at least two expiries; then a new process in the kernel works too. The
+Hub serves https (qcs-sdk-python 0.31 refreshes only at an https issuer) and is the only holder of the real
+refresh token. Rotation on and off, public and confidential Hub client; one stack per shape, serving both
+clients (two users) at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+import pytest
+import tomlkit
+
+from .conftest import spawn, stack
+from .kernels import PYQUIL, QCS_SDK, RESULT_MARK, Kernel
+
+TTL = 15  # short access tokens: the held clients cross two expiries in about 1.5 TTL (the Hub refreshes early)
+USERS = {PYQUIL: "ada", QCS_SDK: "bob"}
+
+# Per kernelspec: load the client as a notebook would (what get_qc() does) and one API call with it.
+SETUP = {
+    PYQUIL: """
+from pyquil import list_quantum_computers
+from pyquil.api import QCSClient
+
+client = QCSClient.load()
+
+def api_call():
+    return list_quantum_computers(qpus=True, qvms=False, client_configuration=client)
+""",
+    QCS_SDK: """
+from qcs_sdk.client import QCSClient
+from qcs_sdk.qpu import list_quantum_processors
+
+client = QCSClient.load()
+
+def api_call():
+    return list_quantum_processors(client=client, timeout=30)
+""",
+}
+COMMON = """
+import json, os, subprocess, sys, time
+
+def probe():
+    started = time.perf_counter()
+    try:
+        names, error = api_call(), None
+    except Exception as e:
+        names, error = None, f"{type(e).__name__}: {e}"
+    return {"at": time.time(), "names": names, "error": error, "seconds": time.perf_counter() - started}
+
+def report(value):
+    print(MARK + json.dumps(value), flush=True)
+
+report({
+    "issuer": client.oauth_session.auth_server.issuer,
+    "client_id": client.oauth_session.auth_server.client_id,
+    "api_url": client.api_url,
+    "secrets_read_only": os.environ.get("QCS_SECRETS_READ_ONLY"),
+})
+"""
+# A fresh process loads the files anew; the client's runtime may crash at interpreter exit, hence os._exit.
+NEW_PROCESS = """
+child = SETUP + '''
+import json, os
+try:
+    print(json.dumps({"issuer": client.oauth_session.auth_server.issuer, "names": api_call()}), flush=True)
+finally:
+    os._exit(0)
+'''
+done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+report({"returncode": done.returncode, "stdout": done.stdout[-2000:], "stderr": done.stderr[-2000:]})
+"""
+
+SHAPES = [
+    pytest.param(True, None, id="rotation-public"),
+    pytest.param(True, "qcs-confidential-secret", id="rotation-confidential"),
+    pytest.param(False, None, id="no-rotation-public"),
+    pytest.param(False, "qcs-confidential-secret", id="no-rotation-confidential"),
+]
+
+
+def hold_client(hub, kernel: Kernel, user: str) -> dict[str, Any]:
+    """Load one client in the kernel, call the API every second until the API has accepted three different
+    access tokens of ``user`` (two expiries crossed) or time runs out; then a new process calls once."""
+    kernel.run(f"MARK = {RESULT_MARK!r}\nSETUP = {SETUP[kernel.kernel_name]!r}\n" + SETUP[kernel.kernel_name])
+    loaded = kernel.call(COMMON)
+    probes = []
+    deadline = time.monotonic() + 4 * TTL + 30
+    while time.monotonic() < deadline:
+        probes.append(kernel.call("report(probe())"))
+        if len(accepted_tokens(hub, user)) >= 3:
+            break
+        time.sleep(1.0)
+    accepted_before = hub.qcs_api.counts(user)["accepted"]
+    new_process = kernel.call(NEW_PROCESS, timeout=150)
+    return {
+        "loaded": loaded,
+        "probes": probes,
+        "new_process": new_process,
+        "new_process_accepted": hub.qcs_api.counts(user)["accepted"] - accepted_before,
+    }
+
+
+def accepted_tokens(hub, user: str) -> list[tuple[str, float]]:
+    """(fingerprint, exp) of each access token of ``user`` the API accepted, in the order first seen."""
+    seen: dict[str, float] = {}
+    for call in hub.qcs_api.calls:
+        if call.accepted and call.subject == user and call.token_fp not in seen:
+            seen[call.token_fp] = call.token_exp
+    return list(seen.items())
+
+
+@pytest.mark.parametrize(("rotate", "client_secret"), SHAPES)
+def test_held_clients_survive_expiries(tmp_path, rotate, client_secret):
+    with stack(
+        tmp_path, rotate=rotate, ttl=TTL, client_secret=client_secret, hub_https=True, qcs_api=True, client_kernels=True
+    ) as hub:
+        issuer = f"{hub.url}/hub/api/qcs/issuer"
+        with concurrent.futures.ThreadPoolExecutor(len(USERS)) as pool:
+            sessions = dict(zip(USERS.values(), pool.map(lambda u: spawn(hub, u), USERS.values()), strict=True))
+        for user in USERS.values():
+            settings = tomlkit.parse((hub.home(user) / ".qcs" / "settings.toml").read_text()).unwrap()
+            assert settings["auth_servers"]["default"] == {"client_id": "qcs-public", "issuer": issuer}
+            assert settings["profiles"]["default"]["api_url"] == hub.qcs_api.url
+
+        with concurrent.futures.ThreadPoolExecutor(len(USERS)) as pool:
+            kernels = {name: Kernel(hub, user, sessions[user], name, timeout=90) for name, user in USERS.items()}
+            try:
+                list(pool.map(lambda k: k.start(), kernels.values()))
+                runs = dict(
+                    zip(
+                        kernels,
+                        pool.map(lambda item: hold_client(hub, item[1], USERS[item[0]]), kernels.items()),
+                        strict=True,
+                    )
+                )
+            finally:
+                for kernel in kernels.values():
+                    kernel.shutdown()
+
+        for name, run in runs.items():
+            user = USERS[name]
+            where = f"{name} kernel of {user}"
+            # The client in the kernel loaded the Hub's issuer (QCSClient.load() silently falls back to QCS's
+            # defaults when the files do not load) and will not write the files back.
+            assert run["loaded"] == {
+                "issuer": issuer,
+                "client_id": "qcs-public",
+                "api_url": hub.qcs_api.url,
+                "secrets_read_only": "true",
+            }, where
+            failed = [p for p in run["probes"] if p["error"] or not p["names"]]
+            assert not failed, f"{where}: API calls failed: {failed[:3]}"
+            assert all(p["names"] == list(hub.qcs_api.processors) for p in run["probes"]), where
+
+            # The held client crossed two expiries: the API refused each expired token, then accepted a new one.
+            tokens = accepted_tokens(hub, user)
+            assert len(tokens) >= 3, f"{where}: the API saw {len(tokens)} access token(s), wanted 3"
+            calls = [c for c in hub.qcs_api.calls if c.subject == user]
+            for fp, exp in tokens[:2]:
+                assert any(c.accepted and c.at > exp for c in calls), f"{where}: no accepted call after an expiry"
+                assert any(not c.accepted and c.token_fp == fp for c in calls), (
+                    f"{where}: the expired token was never refused, so the client did not hold it"
+                )
+            assert {c.reason for c in calls if not c.accepted} <= {"token not active", "token expired"}, where
+
+            # A new process in the same kernel reads the files anew and works too.
+            new = run["new_process"]
+            assert new["returncode"] == 0 and issuer in new["stdout"], f"{where}: {new}"
+            assert run["new_process_accepted"] >= 1, where
+
+            # The real refresh token never left the Hub: the file holds the Hub's session token.
+            state = hub.auth_state(user)
+            secrets_text = (hub.home(user) / ".qcs" / "secrets.toml").read_text()
+            assert state["refresh_token"] not in secrets_text
+            payload = tomlkit.parse(secrets_text).unwrap()["credentials"]["default"]["token_payload"]
+            assert payload["refresh_token"] == state["qcs"]["session_refresh_token"]
+
+        # The kernels refreshed at the Hub's issuer (qcs-sdk-python 0.31 after discovery there), and with
+        # rotation no refresh token was ever used twice at the IdP (that would have revoked the grant).
+        log = hub.log_text()
+        assert log.count("POST /hub/api/qcs/issuer/v1/token") >= 2 * len(USERS)
+        assert "GET /hub/api/qcs/issuer/.well-known/openid-configuration" in log
+        stats = hub.idp.stats()
+        assert stats["refresh_failed"] == 0 and stats["refresh_ok"] >= 2, stats
