@@ -108,7 +108,8 @@ def user_row(
     if status == "signed_out" and not qcs.get("logged_out_at"):
         status = "never"  # no tokens and no record of a logout: never signed in with QCS
 
-    access_expires = _num(qcs.get("access_token_expires_at"))
+    # After a logout or a revoke the expiry of a token the Hub no longer holds means nothing.
+    access_expires = _num(qcs.get("access_token_expires_at")) if state.get("access_token") else None
     refresh_obtained = _num(qcs.get("refresh_token_obtained_at")) if state.get("refresh_token") else None
     refresh_age = (now - refresh_obtained) / metrics.DAY if refresh_obtained is not None else None
     refresh_expires = refresh_obtained + max_age_days * metrics.DAY if refresh_obtained is not None else None
@@ -171,7 +172,7 @@ def user_row(
         "refresh_token_max_age_days": max_age_days,
         "refresh_token_expires_at": _iso(refresh_expires),
         "last_refresh_at": _iso(last_refresh),
-        "last_refresh": relative(last_refresh, now) if last_refresh is not None else "never",
+        "last_refresh": relative(last_refresh, now) if last_refresh is not None else _no_refresh(health.signed_in),
         "last_refresh_outcome": outcome,
         "logged_out_at": _iso(logged_out),
         "servers": servers,
@@ -180,6 +181,10 @@ def user_row(
         "last_refresh_at_epoch": last_refresh,
         "last_pull_at_epoch": max(pulls) if pulls else None,
     }
+
+
+def _no_refresh(signed_in: bool) -> str:
+    return "none since login" if signed_in else "—"
 
 
 def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
