@@ -1,9 +1,9 @@
 """Run the benchmarks, print a table, and write the results (machine, every figure, goal, pass/fail) as JSON.
 
-    .venv/bin/python -m bench                 # P1-P6
+    .venv/bin/python -m bench                 # P1-P6 and P9
     .venv/bin/python -m bench --quick         # small N and short windows: a smoke run
     .venv/bin/python -m bench --only P1,P3    # some figures
-    .venv/bin/python -m bench --load          # P1-P6 and the load test P7 (or --only P7)
+    .venv/bin/python -m bench --load          # the default figures and the load test P7 (or --only P7)
 
 Exit status: 0 when every figure run was measured and met its goal, 1 otherwise.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import handoff, idle, load, refresh, size, spawn, status
+from . import handoff, heldclient, idle, load, refresh, size, spawn, status
 from .common import REPO, Figure, Options, machine_info
 
 FIGURES: dict[str, ModuleType] = {
@@ -34,8 +34,9 @@ FIGURES: dict[str, ModuleType] = {
     "P5": size,
     "P6": idle,
     "P7": load,
+    "P9": heldclient,
 }
-DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6"]
+DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6", "P9"]
 RESULTS = REPO / "bench" / "results"
 
 
