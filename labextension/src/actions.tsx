@@ -45,7 +45,7 @@ export function Actions(props: IActionsProps): React.ReactElement {
       >
         {trans.__('Restart server to refresh')}
       </button>
-      {!hub?.restart_available && (
+      {hub?.available && !hub.restart_available && (
         <div className="qcs-jupyter-hint" data-qcs-field="restart-reason">
           {reason}
         </div>

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -36,9 +38,8 @@ STATUS_ROUTE = "**/qcs-jupyter/status*"
 def lab(tmp_path_factory):
     """A JupyterLab server over a throwaway home, with the app exposed for theme switching."""
     root = tmp_path_factory.mktemp("lab")
-    # A short neutral path for the docs' screenshots, still a fresh temporary directory.
-    home = Path(tmp_path_factory.mktemp("home", numbered=True)) / "ada"
-    home.mkdir()
+    # A fresh temporary directory with a short name: the panel shows its paths (also in the docs' screenshots).
+    home = Path(tempfile.mkdtemp(prefix="ada-"))
     config = root / "config"
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(
@@ -85,6 +86,7 @@ def lab(tmp_path_factory):
     proc.terminate()
     proc.wait(20)
     log.close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
