@@ -1,15 +1,113 @@
-"""QCSAuthenticator on its own: defaults, discovery, refresh timing, request parameters."""
+"""QCSAuthenticator on its own: defaults, discovery, refresh timing and single-flight, the server records."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
+import json
 import time
+from types import SimpleNamespace
+from urllib.parse import parse_qs
 
+import jwt
 import pytest
+from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from demo.localidp import LocalIdP, ensure_node_modules, free_port
 from qcs_jupyter.credentials.store import QCS_ISSUER
 from qcs_jupyter.hub import QCSAuthenticator
+from qcs_jupyter.hub.authenticator import DiscoveryError
+
+ISSUER = "https://idp.example/oauth2/default"
+DISCOVERY = {
+    "issuer": ISSUER,
+    "authorization_endpoint": f"{ISSUER}/v1/authorize",
+    "token_endpoint": f"{ISSUER}/v1/token",
+    "userinfo_endpoint": f"{ISSUER}/v1/userinfo",
+    "revocation_endpoint": f"{ISSUER}/v1/revoke",
+}
+
+
+def access_token(ttl: float = 3600) -> str:
+    return jwt.encode({"sub": "ada", "exp": int(time.time() + ttl), "aud": "api://qcs"}, "k" * 32, algorithm="HS256")
+
+
+class FakeIdP:
+    """Stands in for tornado's AsyncHTTPClient: answers discovery, token, userinfo and revocation requests."""
+
+    def __init__(self, *, token: str = "ok", rotate: bool = True, delay: float = 0.0, discovery=DISCOVERY):
+        self.token, self.rotate, self.delay, self.discovery = token, rotate, delay, discovery
+        self.calls: list[tuple[str, dict]] = []
+        self.serial = 0
+
+    def count(self, path: str) -> int:
+        return sum(1 for url, _ in self.calls if url.endswith(path))
+
+    async def fetch(self, request, **_):
+        form = {k: v[0] for k, v in parse_qs((request.body or b"").decode()).items()}
+        self.calls.append((request.url, form))
+        await asyncio.sleep(self.delay)
+        if request.url.endswith("/.well-known/openid-configuration"):
+            return self._answer(request, 200, self.discovery)
+        if request.url.endswith("/v1/userinfo"):
+            return self._answer(request, 200, {"preferred_username": "ada", "email": "ada@example.org"})
+        if request.url.endswith("/v1/revoke"):
+            return self._answer(request, 200, {})
+        if self.token == "unreachable":
+            raise HTTPClientError(599, "Connection refused")
+        if self.token == "timeout":
+            raise HTTPClientError(599, "Timeout while connecting")
+        if self.token == "rejected":
+            raise HTTPClientError(400, response=self._answer(request, 400, {"error": "invalid_grant"}))
+        self.serial += 1
+        body = {"access_token": access_token(), "token_type": "Bearer", "expires_in": 3600}
+        if self.rotate:
+            body["refresh_token"] = f"refresh-{self.serial}"
+        return self._answer(request, 200, body)
+
+    @staticmethod
+    def _answer(request, code: int, body: dict) -> HTTPResponse:
+        from io import BytesIO
+
+        return HTTPResponse(request, code, buffer=BytesIO(json.dumps(body).encode()))
+
+
+class FakeUser:
+    """A JupyterHub user as the authenticator sees it: a name, spawners and encrypted auth_state."""
+
+    def __init__(self, name: str = "ada", state: dict | None = None):
+        self.name = name
+        self.spawners: dict = {}
+        self.state = state
+        self.saves = 0
+
+    async def get_auth_state(self):
+        await asyncio.sleep(0)
+        return json.loads(json.dumps(self.state)) if self.state is not None else None
+
+    async def save_auth_state(self, state):
+        await asyncio.sleep(0)
+        self.saves += 1
+        self.state = json.loads(json.dumps(state))
+
+
+def stale_state(refresh_token: str = "refresh-0") -> dict:
+    now = time.time()
+    return {
+        "access_token": access_token(ttl=30),
+        "refresh_token": refresh_token,
+        "qcs": {
+            "access_token_obtained_at": now - 3570,
+            "access_token_expires_at": now + 30,
+            "refresh_token_obtained_at": now - 86400,
+            "servers": {},
+        },
+    }
+
+
+def authenticator(idp: FakeIdP, **kwargs) -> QCSAuthenticator:
+    a = QCSAuthenticator(issuer=ISSUER, client_id="c", **kwargs)
+    a.http_client = idp
+    return a
 
 
 def test_qcs_defaults():
@@ -18,33 +116,85 @@ def test_qcs_defaults():
     assert a.scope == ["openid", "offline_access", "profile", "email"]
     assert a.enable_auth_state and a.enable_pkce and a.refresh_pre_spawn
     assert a.username_claim == "preferred_username" and a.userdata_from_id_token is False
-    assert a.credentials_mode == "hub"
+    assert a.refresh_token_max_age_days == 90
 
 
 def test_issuer_trailing_slash_removed():
     assert QCSAuthenticator(issuer="https://idp.example/oauth2/x/").issuer == "https://idp.example/oauth2/x"
 
 
-def test_endpoints_from_discovery_of_a_real_issuer(tmp_path):
+def test_client_id_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "from-env")
+    assert QCSAuthenticator().client_id == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("settings", "missing"),
+    [
+        pytest.param({"client_id": ""}, "client id", id="client-id"),
+        pytest.param({"oauth_callback_url": ""}, "oauth_callback_url", id="callback-url"),
+        pytest.param({}, "JUPYTERHUB_CRYPT_KEY", id="crypt-key"),
+    ],
+)
+def test_configuration_problems_name_the_setting(monkeypatch, settings, missing):
+    monkeypatch.delenv("JUPYTERHUB_CRYPT_KEY", raising=False)
+    a = QCSAuthenticator(**{"client_id": "c", "oauth_callback_url": "https://h.example/hub/oauth_callback", **settings})
+    assert any(missing in p for p in a.configuration_problems())
+
+
+@pytest.mark.parametrize(
+    ("callback", "explicit", "issuer"),
+    [
+        pytest.param("https://h.example/hub/oauth_callback", "", "https://h.example/hub/api/qcs/issuer", id="derived"),
+        pytest.param(
+            "https://h.example/jh/hub/oauth_callback", "", "https://h.example/jh/hub/api/qcs/issuer", id="base-url"
+        ),
+        pytest.param(
+            "https://h.example/hub/oauth_callback", "https://int.example/x/", "https://int.example/x", id="set"
+        ),
+        pytest.param("", "", "", id="unknown"),
+    ],
+)
+def test_issuer_for_clients(callback, explicit, issuer):
+    a = QCSAuthenticator(oauth_callback_url=callback, client_issuer_url=explicit)
+    assert a.issuer_for_clients() == issuer
+
+
+@pytest.mark.asyncio
+async def test_endpoints_from_discovery_of_a_real_issuer(tmp_path):
     ensure_node_modules()
     with LocalIdP(tmp_path, https=False, clients=[{"client_id": "c", "redirect_uris": ["http://127.0.0.1/cb"]}]) as idp:
         a = QCSAuthenticator(issuer=idp.issuer)
+        doc = await a.discover()
         assert (a.authorize_url, a.token_url, a.userdata_url) == (idp.authorize_url, idp.token_url, idp.userinfo_url)
+        assert doc["revocation_endpoint"]
 
 
-def test_discovery_failure_falls_back_to_okta_layout(caplog):
-    issuer = f"http://127.0.0.1:{free_port()}/oauth2/default"
-    with caplog.at_level(logging.WARNING):
-        a = QCSAuthenticator(issuer=issuer, discovery_timeout=2)
-        assert a.token_url == f"{issuer}/v1/token" and a.authorize_url == f"{issuer}/v1/authorize"
-    assert "could not read" in caplog.text
+@pytest.mark.asyncio
+async def test_discovery_failure_is_an_error_and_is_retried(tmp_path):
+    port = free_port()
+    a = QCSAuthenticator(issuer=f"http://127.0.0.1:{port}/oauth2/default", discovery_timeout=2)
+    with pytest.raises(DiscoveryError, match="openid-configuration"):
+        await a.discover()
+    assert a.token_url == ""  # no guessed endpoints
+    a._discovery_retry_at = 0  # the retry delay has passed
+    a.http_client = FakeIdP(discovery={**DISCOVERY, "issuer": a.issuer})
+    await a.discover()
+    assert a.token_url == DISCOVERY["token_endpoint"]
+
+
+@pytest.mark.asyncio
+async def test_discovery_naming_another_issuer_is_refused():
+    a = authenticator(FakeIdP(discovery={**DISCOVERY, "issuer": "https://evil.example"}))
+    with pytest.raises(DiscoveryError, match="names the issuer"):
+        await a.discover()
+    assert a.token_url == ""
 
 
 def test_explicit_endpoints_win():
-    a = QCSAuthenticator(
-        token_url="https://t.example/token", authorize_url="https://t.example/a", userdata_url="https://t.example/u"
-    )
-    assert a.token_url == "https://t.example/token"
+    a = authenticator(FakeIdP(), token_url="https://t.example/token")
+    asyncio.run(a.discover())
+    assert a.token_url == "https://t.example/token" and a.authorize_url == DISCOVERY["authorization_endpoint"]
 
 
 @pytest.mark.parametrize(
@@ -73,3 +223,99 @@ def test_refresh_params_send_a_secret_only_when_there_is_one(secret, sent):
     params = QCSAuthenticator(client_id="c", client_secret=secret).build_refresh_token_request_params("r")
     assert params["client_id"] == "c" and params["grant_type"] == "refresh_token"
     assert ("client_secret" in params) is sent
+
+
+@pytest.mark.parametrize("rotate", [pytest.param(True, id="rotation"), pytest.param(False, id="no-rotation")])
+@pytest.mark.asyncio
+async def test_concurrent_callers_share_one_refresh(rotate):
+    idp = FakeIdP(rotate=rotate, delay=0.05)
+    a, user = authenticator(idp), FakeUser(state=stale_state())
+    results = await asyncio.gather(*(a.ensure_fresh(user) for _ in range(20)))
+    assert idp.count("/v1/token") == 1
+    assert all(r.refreshed and not r.error for r in results)
+    assert user.state["refresh_token"] == ("refresh-1" if rotate else "refresh-0")
+    assert user.state["qcs"]["last_refresh_outcome"] == "ok"
+    # The 90-day horizon counts from the login, not from the rotation.
+    assert user.state["qcs"]["refresh_token_obtained_at"] < time.time() - 86000
+    assert not (await a.ensure_fresh(user)).refreshed  # fresh now: no further call
+    assert idp.count("/v1/token") == 1
+
+
+@pytest.mark.asyncio
+async def test_rejected_refresh_token_is_dropped_and_never_sent_again():
+    idp = FakeIdP(token="rejected", delay=0.02)
+    a, user = authenticator(idp), FakeUser(state=stale_state())
+    results = await asyncio.gather(*(a.ensure_fresh(user) for _ in range(5)))
+    assert idp.count("/v1/token") == 1 and all(r.relogin for r in results)
+    assert "refresh_token" not in user.state and user.state["access_token"]  # usable until it expires
+    assert user.state["qcs"]["last_refresh_outcome"] == "rejected"
+    again = await a.ensure_fresh(user, force=True)
+    assert again.relogin and "log in again" in again.error and idp.count("/v1/token") == 1
+    # A new authenticator (a Hub restart) reads the same auth_state: still no call.
+    assert (await authenticator(idp).ensure_fresh(user)).relogin and idp.count("/v1/token") == 1
+
+
+@pytest.mark.parametrize(
+    ("failure", "outcome"),
+    [pytest.param("unreachable", "unreachable", id="unreachable"), pytest.param("timeout", "timeout", id="timeout")],
+)
+@pytest.mark.asyncio
+async def test_idp_trouble_is_shared_then_backed_off(failure, outcome):
+    idp = FakeIdP(token=failure, delay=0.02)
+    a, user = authenticator(idp), FakeUser(state=stale_state())
+    token_before = user.state["access_token"]
+    results = await asyncio.gather(*(a.ensure_fresh(user) for _ in range(10)))
+    assert idp.count("/v1/token") == 1  # waiters got the in-flight failure instead of retrying
+    assert all(r.error and "could not be reached" in r.error and not r.relogin for r in results)
+    assert all(r.auth_state["access_token"] == token_before for r in results)  # the valid token is kept
+    assert user.state["qcs"]["last_refresh_outcome"] == outcome
+    for _ in range(5):  # inside the backoff window: no IdP call at all
+        assert (await a.ensure_fresh(user)).error
+    assert idp.count("/v1/token") == 1
+    retry_at, failures, _ = a._backoff["ada"]
+    assert failures == 1 and retry_at - time.monotonic() == pytest.approx(a.refresh_backoff_initial, abs=1)
+    a._backoff["ada"] = (0.0, failures, "")  # the window has passed
+    await a.ensure_fresh(user)
+    assert idp.count("/v1/token") == 2 and a._backoff["ada"][1] == 2  # next window doubles
+    idp.token = "ok"
+    a._backoff["ada"] = (0.0, 2, "")
+    assert (await a.ensure_fresh(user)).refreshed and "ada" not in a._backoff
+
+
+@pytest.mark.asyncio
+async def test_revoke_session_drops_tokens_and_revokes_at_the_idp():
+    idp = FakeIdP()
+    a, user = authenticator(idp), FakeUser(state=stale_state("the-refresh-token"))
+    await a.revoke_session(user, "logout")
+    assert "refresh_token" not in user.state and "access_token" not in user.state
+    assert user.state["qcs"]["logged_out_at"] and user.state["qcs"]["session_refresh_token"] is None
+    for _ in range(50):
+        if idp.count("/v1/revoke"):
+            break
+        await asyncio.sleep(0.01)
+    _url, form = next(c for c in idp.calls if c[0].endswith("/v1/revoke"))
+    assert form == {"token": "the-refresh-token", "token_type_hint": "refresh_token", "client_id": "c"}
+    result = await a.ensure_fresh(user)
+    assert result.relogin and "logged out" in result.error
+
+
+@pytest.mark.asyncio
+async def test_server_records_bind_pulls_to_running_servers():
+    a = authenticator(FakeIdP())
+    user = FakeUser(state=stale_state())
+    user.state["qcs"]["access_token_obtained_at"] = time.time()  # no forced refresh at spawn
+    spawner = SimpleNamespace(name="", api_token="server-token", active=True, _log_name="ada/")
+    user.spawners[""] = spawner
+    await a.pre_spawn_start(user, spawner)
+    state = await user.get_auth_state()
+    assert "server-token" not in json.dumps(state)  # only a hash is kept
+    assert a.calling_server(user, state, "server-token") == ""
+    assert a.calling_server(user, state, "another-token") is None
+    session = state["qcs"]["session_refresh_token"]
+    assert a.session_token_user(session) == "ada" and a.session_token_valid(user, state, session)
+    assert not a.session_token_valid(user, state, session + "x")
+    spawner.active = False
+    assert a.calling_server(user, state, "server-token") is None and not a.session_token_valid(user, state, session)
+    await a.post_spawn_stop(user, spawner)
+    state = await user.get_auth_state()
+    assert state["qcs"]["servers"] == {} and state["qcs"]["session_refresh_token"] is None
