@@ -54,8 +54,12 @@ class QCSCredentialsHandler(_ServerOnlyHandler):
 
     async def _handoff(self, user_name: str, force: bool) -> None:
         started = time.monotonic()
-        user, _, server_name = await self.calling_server(user_name)
         authenticator = self.authenticator
+        try:
+            user, _, server_name = await self.calling_server(user_name)
+        except web.HTTPError:
+            authenticator.note_handoff("refused", started)  # not one of the user's running servers
+            raise
         result = await authenticator.ensure_fresh(user, force=force)
         if result.auth_state is None or not result.auth_state.get("access_token"):
             authenticator.note_handoff("relogin", started)

@@ -45,13 +45,13 @@ DAY = 86400.0
 
 #: Outcomes of a refresh at the IdP: new tokens, ``invalid_grant`` and the like, no answer, too slow.
 IDP_REFRESH_OUTCOMES = ("ok", "rejected", "unreachable", "timeout")
-#: Outcomes of a credential handoff: served, the caller is not one of the user's servers (403), the user
-#: must log in again (no usable tokens), or an unexpected error.
-HANDOFF_OUTCOMES = ("ok", "refused", "relogin", "error")
+#: Outcomes of a credential handoff: served, the caller is not one of the user's running servers (403), or
+#: the user must log in again (no usable tokens, 401).
+HANDOFF_OUTCOMES = ("ok", "refused", "relogin")
 #: Outcomes of a held client's refresh at the Hub's issuer: a fresh access token, an unknown or stale
-#: session refresh token (``invalid_grant``), the user's QCS login is no longer usable, a grant other than
-#: ``refresh_token``, or an error.
-HELD_CLIENT_OUTCOMES = ("ok", "refused", "relogin", "unsupported", "error")
+#: session refresh token (``invalid_grant``), the user's QCS login is no longer usable, or a grant other
+#: than ``refresh_token``.
+HELD_CLIENT_OUTCOMES = ("ok", "refused", "relogin", "unsupported")
 #: Who ended a QCS session: the user (logout) or an admin ("Revoke QCS session").
 LOGOUT_INITIATORS = ("user", "admin")
 

@@ -125,7 +125,13 @@ def test_counters_move_with_login_refresh_failure_and_logout(hub):
         timeout=30,
     )
     assert bad.status_code == 400
+    # Anything but one of mia's running servers is refused her credentials, and counted.
+    stranger = requests.get(
+        f"{hub.url}/hub/api/qcs/credentials/mia", headers={"Authorization": f"token {SCRAPER_TOKEN}"}, timeout=30
+    )
+    assert stranger.status_code == 403
     held = scrape(hub)
+    assert held['handoffs_total{outcome="refused"}'] == running['handoffs_total{outcome="refused"}'] + 1
     assert held['held_client_refreshes_total{outcome="ok"}'] == running['held_client_refreshes_total{outcome="ok"}'] + 1
     assert (
         held['held_client_refreshes_total{outcome="refused"}']
