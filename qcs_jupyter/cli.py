@@ -24,22 +24,26 @@ EXIT_OK, EXIT_UNUSABLE, EXIT_FILE_ERROR = 0, 1, 2
 
 
 def _format_status(status: dict[str, Any]) -> str:
+    """The status for people: one row per fact, then every problem with what to do."""
     ident, access, refresh = status["identity"], status["access_token"], status["refresh_token"]
     if access["present"]:
         access_text = f"{'valid' if access['valid'] else 'EXPIRED'}, expires {access['expires_at'] or 'unknown'}"
         if access["valid"] and access["expires_in_seconds"] is not None:
             access_text += f" (in {access['expires_in_seconds'] // 60} min)"
+        access_text += {"jupyterhub": "; JupyterHub renews it", "client": "; the QCS client renews it"}.get(
+            access["renewed_by"], ""
+        )
     else:
         access_text = "none"
     if refresh["present"]:
-        refresh_text = "present"
+        refresh_text = "held by JupyterHub" if refresh["held_by"] == "jupyterhub" else "in secrets.toml"
         if refresh["age_days"] is not None:
             refresh_text += f", {refresh['age_days']:.1f} days old, {max(refresh['days_left'], 0):.1f} of {refresh['lifetime_days']} days left"
             refresh_text += " (estimated)" if refresh["obtained_at_estimated"] else ""
     else:
         refresh_text = "none"
     rows = [
-        ("State", f"{status['state']} ({'usable' if status['usable'] else 'NOT usable'})"),
+        ("State", f"{status['state']} ({'usable' if status['usable'] else 'NOT usable'}): {status['summary']}"),
         (
             "User",
             " ".join(x for x in (ident["name"], f"<{ident['email']}>" if ident["email"] else None) if x)
@@ -49,7 +53,7 @@ def _format_status(status: dict[str, Any]) -> str:
         ("Profile", status["profile"]),
         ("Access token", access_text),
         ("Refresh token", refresh_text),
-        ("Issuer", status["auth_server"]["issuer"] or "missing"),
+        ("Issuer", status["auth_server"]["issuer"] or "missing or not shown"),
         ("Settings", status["settings_path"]),
         ("Secrets", status["secrets_path"]),
     ]
@@ -124,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "QCS profile (default: $QCS_PROFILE_NAME, else default_profile_name in settings.toml, else 'default')"
     )
 
-    p = sub.add_parser("status", help="show the credentials' status; exit 0 usable, 1 not usable, 2 unreadable file")
+    p = sub.add_parser(
+        "status", help="show the credentials' status; exit 0 usable, 1 not usable, 2 unreadable file or unusable path"
+    )
     p.add_argument("--json", action="store_true", help="print JSON (the same shape the JupyterLab panel reads)")
     p.add_argument("--profile", help=profile_help)
     p.add_argument(

@@ -119,7 +119,7 @@ describe('alertMessage', () => {
         code: 'refresh_token_expiring',
         severity: 'warning',
         message: 'The refresh token expires in about 4 days.',
-        action: null
+        action: ''
       }
     ]
   });
@@ -159,10 +159,10 @@ describe('alertMessage', () => {
         ...makeStatus({ state: 'error', usable: false }),
         problems: [
           {
-            code: 'file_corrupt',
-            severity: 'error',
+            code: 'file_corrupt' as const,
+            severity: 'error' as const,
             message: 'settings.toml is not valid TOML.',
-            action: null
+            action: ''
           }
         ]
       },

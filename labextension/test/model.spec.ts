@@ -6,19 +6,24 @@ import {
   QCSModel,
   sanitizePollInterval
 } from '../src/model';
-import { IQCSProblem, IQCSStatus } from '../src/tokens';
-import { makeStatus, withHub } from './fixtures';
+import {
+  IQCSProblem,
+  IQCSStatus,
+  QCSProblemCode,
+  QCSState
+} from '../src/tokens';
+import { NO_ACCESS, NO_REFRESH, makeStatus, withHub } from './fixtures';
 
 const T0 = Date.parse('2026-11-24T05:40:00Z');
 const opts = (elapsedS = 0) => ({
   receivedAt: T0,
   now: T0 + elapsedS * 1000
 });
-const problem = (code: string): IQCSProblem => ({
+const problem = (code: QCSProblemCode): IQCSProblem => ({
   code,
   severity: 'warning',
   message: code,
-  action: null
+  action: ''
 });
 
 describe('deriveView', () => {
@@ -52,7 +57,8 @@ describe('deriveView', () => {
         present: true,
         expires_at: '2026-11-24T06:00:00Z',
         expires_in_seconds: null,
-        valid: true
+        valid: true,
+        renewed_by: 'client'
       }
     });
     expect(deriveView(s, null, opts(0)).accessSecondsLeft).toBe(1200);
@@ -69,7 +75,10 @@ describe('deriveView', () => {
   const rt = (days_left: number | null, present = true) => ({
     refresh_token: {
       present,
+      held_by: present ? ('file' as const) : null,
+      in_file: present,
       obtained_at: null,
+      obtained_at_estimated: false,
       age_days: null,
       days_left,
       lifetime_days: 90
@@ -143,8 +152,8 @@ describe('deriveView', () => {
       makeStatus({
         state: 'missing',
         usable: false,
-        access_token: null,
-        refresh_token: null
+        access_token: NO_ACCESS,
+        refresh_token: NO_REFRESH
       }),
       0,
       'missing',
@@ -167,7 +176,14 @@ describe('deriveView', () => {
       false,
       'none'
     ],
-    ['unknown state', makeStatus({ state: 'weird' }), 0, 'error', true, 'none']
+    [
+      'unknown state',
+      makeStatus({ state: 'weird' as QCSState }),
+      0,
+      'error',
+      true,
+      'none'
+    ]
   ];
   it.each(cases)('%s', (_name, status, elapsed, state, usable, alert) => {
     const v = deriveView(status, null, opts(elapsed));
@@ -219,8 +235,8 @@ describe('AlertTracker', () => {
   const missing = makeStatus({
     state: 'missing',
     usable: false,
-    access_token: null,
-    refresh_token: null
+    access_token: NO_ACCESS,
+    refresh_token: NO_REFRESH
   });
 
   it('notifies once per transition', () => {
@@ -411,7 +427,11 @@ describe('QCSModel', () => {
           refresh_available: false,
           restart_available: false,
           spawn_url: null,
-          reason: 'Not running under JupyterHub'
+          mode: null,
+          reason: 'Not running under JupyterHub',
+          login_url: null,
+          relogin_required: false,
+          owner: true
         }
       })
     ]);

@@ -8,14 +8,14 @@ import {
   startRelogin,
   takeReloginMark
 } from '../src/relogin';
-import { IQCSProblem } from '../src/tokens';
+import { IQCSProblem, QCSProblemCode } from '../src/tokens';
 import { makeStatus, withHub } from './fixtures';
 
-const problem = (code: string): IQCSProblem => ({
+const problem = (code: QCSProblemCode): IQCSProblem => ({
   code,
   severity: 'warning',
   message: code,
-  action: null
+  action: ''
 });
 
 describe('reloginReason: what the server says, not re-derived', () => {
@@ -49,7 +49,10 @@ describe('reloginReason: what the server says, not re-derived', () => {
       makeStatus({
         refresh_token: {
           present: true,
+          held_by: 'file',
+          in_file: true,
           obtained_at: null,
+          obtained_at_estimated: false,
           age_days: 89,
           days_left: 1,
           lifetime_days: 90

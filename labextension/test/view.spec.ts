@@ -3,9 +3,9 @@ import * as React from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 
 import { deriveView, IQCSView } from '../src/model';
-import { IQCSStatus } from '../src/tokens';
+import { IQCSProblem, IQCSStatus } from '../src/tokens';
 import { IPanelViewProps, PanelView } from '../src/view';
-import { makeStatus, withHub } from './fixtures';
+import { NO_ACCESS, NO_REFRESH, makeStatus, withHub } from './fixtures';
 import { trans } from './trans';
 
 const T0 = Date.parse('2026-11-24T05:40:00Z');
@@ -35,11 +35,11 @@ function render(
   return { html, has: (selector: string) => html.includes(selector) };
 }
 
-const expiringProblem = {
+const expiringProblem: IQCSProblem = {
   code: 'refresh_token_expiring',
   severity: 'warning',
   message: 'The refresh token expires in about 4 days.',
-  action: null
+  action: ''
 };
 
 describe('PanelView', () => {
@@ -83,8 +83,8 @@ describe('PanelView', () => {
         {
           state: 'missing',
           usable: false,
-          access_token: null,
-          refresh_token: null
+          access_token: NO_ACCESS,
+          refresh_token: NO_REFRESH
         }
       )
     );
@@ -101,8 +101,8 @@ describe('PanelView', () => {
         {
           state: 'missing',
           usable: false,
-          access_token: null,
-          refresh_token: null
+          access_token: NO_ACCESS,
+          refresh_token: NO_REFRESH
         }
       )
     );

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 LOCK_NAME = ".qcs-jupyter.lock"
 LOCK_TIMEOUT_SECONDS = 15.0
+#: Backups of a replaced file kept beside it (those of secrets.toml hold tokens).
+BACKUPS_KEPT = 3
 
 _SYMLINK_ACTION = (
     "Replace the link with the real file or directory, or point QCS_SETTINGS_FILE_PATH / QCS_SECRETS_FILE_PATH at it."
@@ -173,11 +176,33 @@ def write_atomic(dir_fd: int, path: Path, data: str | bytes) -> None:
 
 
 def backup_file(dir_fd: int, path: Path, data: str | bytes, reason: str) -> Path:
-    """Keep a copy of a file we are about to replace (e.g. corrupt) beside it, with a UTC timestamp."""
+    """Keep a copy of a file we are about to replace (e.g. corrupt) beside it, with a UTC timestamp.
+
+    Backups of secrets.toml hold tokens: only the newest ``BACKUPS_KEPT`` of each file are kept.
+    """
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     backup = path.with_name(f"{path.name}.{reason}-{stamp}")
     write_atomic(dir_fd, backup, data)
+    prune_backups(dir_fd, path.name)
     return backup
+
+
+def prune_backups(dir_fd: int, name: str, keep: int = BACKUPS_KEPT) -> list[str]:
+    """Remove all but the newest ``keep`` backups (``NAME.corrupt-*``, ``NAME.replaced-*``) of ``name``."""
+    pattern = re.compile(re.escape(name) + r"\.(?:corrupt|replaced)-([0-9]{8}T[0-9]{12}Z)")
+    found = []
+    for entry in os.listdir(dir_fd):
+        m = pattern.fullmatch(entry)
+        if m:
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.stat(entry, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    found.append((m.group(1), entry))
+    removed = []
+    for _, entry in sorted(found, reverse=True)[keep:]:
+        with contextlib.suppress(OSError):  # best effort: a backup we cannot remove is no reason to fail a write
+            os.unlink(entry, dir_fd=dir_fd)
+            removed.append(entry)
+    return removed
 
 
 def read_raw(dir_fd: int, path: Path) -> bytes | None:

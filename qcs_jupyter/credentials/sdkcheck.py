@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -35,6 +36,15 @@ done(out)
 """
 
 
+#: The client's deserialization errors quote the value they found (``found string "<a token>"``): drop it.
+_FOUND_VALUE = re.compile(r'\b(found|invalid value:?) ([a-z][a-z ]*?) (?:"(?:[^"\\]|\\.)*"|`[^`]*`)')
+
+
+def redact_values(message: str) -> str:
+    """The client's error with any value it quotes from the files removed (the key path stays)."""
+    return _FOUND_VALUE.sub(r"\1 \2", message)
+
+
 def check_with_sdk(
     profile: str | None = None,
     *,
@@ -60,9 +70,14 @@ def check_with_sdk(
         return {"available": True, "ok": False, "error": f"the QCS client did not answer within {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
-            return json.loads(line)
+            result = json.loads(line)
+            if isinstance(result.get("error"), str):
+                result["error"] = redact_values(result["error"])
+            return result
     return {
         "available": True,
         "ok": False,
-        "error": f"the QCS client check exited with code {proc.returncode}: {proc.stderr.strip()[-500:]}",
+        "error": redact_values(
+            f"the QCS client check exited with code {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        ),
     }

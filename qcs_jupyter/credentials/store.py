@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from tomlkit.items import Table
 from . import safefile
 from .errors import CredentialFileError
 from .paths import DEFAULT_PROFILE, QCSPaths, profile_from_env
-from .tokens import TOKEN_FIELDS, TokenSet, fingerprint, jwt_expiry, parse_rfc3339, rfc3339
+from .tokens import TOKEN_FIELDS, TokenSet, fingerprint, implausible_expiry, jwt_expiry, parse_rfc3339, rfc3339
 
 QCS_API_URL = "https://api.qcs.rigetti.com"
 QCS_GRPC_API_URL = "https://grpc.qcs.rigetti.com"
@@ -38,6 +39,7 @@ QCS_CLIENT_ID = "0oa3ykoirzDKpkfzk357"
 METADATA_NAME = ".qcs-jupyter.json"
 _OTHER_CREDENTIAL_KINDS = ("client_credentials", "externally_managed")
 _MAX_MERGE_ATTEMPTS = 5
+_QUOTED = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class StoreSnapshot:
 
     @property
     def managed_by(self) -> str | None:
-        """Who refreshes these credentials when the file holds no refresh token (e.g. ``jupyterhub``)."""
+        """Who keeps these credentials fresh and holds the real refresh token (``jupyterhub``), if not the file."""
         value = self.metadata_entry.get("managed_by")
         return value if isinstance(value, str) else None
 
@@ -115,12 +117,14 @@ class StoreSnapshot:
         payload = self.token_payload or {}
         token = payload.get("refresh_token")
         meta = self.metadata_entry
+        if self.managed_by:
+            # JupyterHub holds the real refresh token; any token in the file is the Hub's session token. The
+            # server records the real one's issue time (from the Hub) beside the files.
+            try:
+                return parse_rfc3339(str(meta["refresh_token_obtained_at"])), False
+            except (KeyError, ValueError):
+                return None, False
         if not isinstance(token, str) or not token:
-            if self.managed_by and isinstance(meta.get("refresh_token_obtained_at"), str):
-                try:
-                    return parse_rfc3339(meta["refresh_token_obtained_at"]), False
-                except ValueError:
-                    pass
             return None, False
         if meta.get("refresh_token_fingerprint") == fingerprint(token):
             try:
@@ -185,6 +189,10 @@ class CredentialStore:
     def read(self) -> StoreSnapshot:
         """Read both files; problems with a file are collected in ``errors``, never raised."""
         snap = StoreSnapshot(self.paths, self.explicit_profile or DEFAULT_PROFILE)
+        if self.paths.problem:
+            snap.errors.append(_path_error(self.paths))
+            snap.settings_exists = snap.secrets_exists = True  # unknown: the problem says why
+            return snap
         for which in ("settings", "secrets"):
             path: Path = getattr(self.paths, which)
             try:
@@ -218,6 +226,8 @@ class CredentialStore:
         Tokens older than the ones the file holds are not written (the SDK may have refreshed them).
         A corrupt file is kept as a timestamped backup beside it and replaced.
         """
+        if self.paths.problem:
+            raise _path_error(self.paths)
         settings_path, secrets_path = self.paths.settings, self.paths.secrets
         with ExitStack() as stack:
             secrets_fd = stack.enter_context(
@@ -272,6 +282,12 @@ class CredentialStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _path_error(paths: QCSPaths) -> CredentialFileError:
+    return CredentialFileError(
+        paths.problem_var or "QCS_*_FILE_PATH", paths.problem or "", kind="bad_path", action=paths.action or ""
+    )
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -306,9 +322,11 @@ def _parse(path: Path, text: str) -> tomlkit.TOMLDocument:
     try:
         return tomlkit.parse(text)
     except TOMLKitError as e:
+        # tomlkit quotes the offending key ("Key "<...>" already exists"): a token pasted as a key must not be shown.
+        reason = _QUOTED.sub("…", str(e))
         raise CredentialFileError(
             path,
-            f"is not valid TOML: {e}",
+            f"is not valid TOML: {reason}",
             kind="corrupt",
             action="Fix the syntax, or remove the file and restart your server.",
         ) from e
@@ -434,6 +452,8 @@ def _holds_newer(existing: Mapping[str, Any], tokens: TokenSet) -> bool:
     if not isinstance(current, str) or current == tokens.access_token:
         return False
     current_exp, new_exp = jwt_expiry(current), tokens.access_expires_at
+    if current_exp and implausible_expiry(current_exp):
+        return False  # no issuer grants that: a hand-made token must not freeze the file against fresh ones
     if current_exp and new_exp:
         return current_exp > new_exp
     updated = existing.get("updated_at")

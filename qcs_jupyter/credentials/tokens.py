@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jwt
@@ -15,6 +16,11 @@ import jwt
 from .errors import TokenInputError
 
 TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "scope", "expires_in")
+#: No issuer grants an access token for longer (QCS: one hour). An unverified ``exp`` further ahead than this was
+#: not issued by QCS (a hand-made or test token): it is never taken as "newer" than tokens the Hub sends.
+MAX_ACCESS_TOKEN_LIFETIME = timedelta(days=1)
+#: Both QCS clients read ``expires_in`` as a u32.
+EXPIRES_IN_MAX = 2**32 - 1
 
 
 def utcnow() -> datetime:
@@ -27,9 +33,47 @@ def rfc3339(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds").replace("+00:00", "Z")
 
 
+#: RFC 3339 as the QCS clients parse it (the Rust ``time`` crate): ``T``, ``t`` or a space between date and time,
+#: any number of fractional digits (both clients write nine), ``Z``/``z`` or a ``±HH:MM`` offset, ASCII digits only.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+
+
 def parse_rfc3339(value: str) -> datetime:
-    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    """Parse an RFC 3339 time exactly as the QCS clients do, on every supported Python; raises ``ValueError``.
+
+    ``datetime.fromisoformat`` cannot be used: before Python 3.11 it rejects the nine fractional digits the
+    clients write (``2026-11-30T01:09:03.523448774Z``). Digits past microseconds are dropped. A leap second is
+    accepted only at 23:59:60 UTC and read as 23:59:59.999999, as the clients read it.
+    """
+    m = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if m is None:
+        raise ValueError("not an RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.fraction] then Z or ±HH:MM)")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    fraction = m.group(7) or ""
+    if m.group(8):
+        offset = timedelta(0)
+    else:
+        off_h, off_m = int(m.group(10)), int(m.group(11))
+        if off_h > 23 or off_m > 59:
+            raise ValueError("the UTC offset is out of range")
+        offset = (-1 if m.group(9) == "-" else 1) * timedelta(hours=off_h, minutes=off_m)
+    if hour > 23 or minute > 59 or second > 60:
+        raise ValueError("the time of day is out of range")
+    leap = second == 60
+    micro = int((fraction + "000000")[:6])
+    try:
+        local = datetime(year, month, day, hour, minute, 59 if leap else second, micro)
+        utc = (local - offset).replace(tzinfo=timezone.utc)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"not a valid date-time ({e})") from None
+    if leap:
+        if (utc.hour, utc.minute) != (23, 59):
+            raise ValueError("a leap second is only valid at 23:59:60 UTC")
+        utc = utc.replace(microsecond=999_999)
+    return utc
 
 
 def jwt_claims(token: str) -> dict[str, Any] | None:
@@ -58,6 +102,11 @@ def jwt_expiry(token: str) -> datetime | None:
         return datetime.fromtimestamp(exp, timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def implausible_expiry(expires_at: datetime, now: datetime | None = None) -> bool:
+    """True when an access token claims to stay valid longer than any issuer grants (see ``MAX_ACCESS_TOKEN_LIFETIME``)."""
+    return expires_at > (now or utcnow()) + MAX_ACCESS_TOKEN_LIFETIME
 
 
 def fingerprint(token: str) -> str:
@@ -125,9 +174,10 @@ class TokenSet:
         if expires_in is not None:
             if isinstance(expires_in, str) and expires_in.strip().isdigit():
                 expires_in = int(expires_in)
-            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in < 0:
+            if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 0 <= expires_in <= EXPIRES_IN_MAX:
                 raise TokenInputError(
-                    f"expires_in must be a non-negative integer number of seconds, got {data.get('expires_in')!r}"
+                    "expires_in must be a non-negative integer number of seconds (at most 4294967295, as the QCS "
+                    f"clients read it), got {data.get('expires_in')!r}"
                 )
         return cls(
             access_token=access.strip(),

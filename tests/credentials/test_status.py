@@ -162,9 +162,54 @@ def secrets_with(**payload) -> bytes:
         pytest.param(
             lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(120), refresh_token="r")),
             None,
-            "expiring",
+            "ok",  # the QCS client renews it on its own
             0,
-            id="expiring-soon",
+            id="expiring-soon-renewed-by-client",
+        ),
+        pytest.param(
+            lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(120))),
+            "refresh_token_missing",
+            "expiring",  # nothing renews it
+            0,
+            id="expiring-soon-not-renewable",
+        ),
+        pytest.param(
+            lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(3600), updated_at="2026-11-30T01:09:03.523448774Z")),
+            None,
+            "ok",  # what both QCS clients write, read on every Python (3.10's fromisoformat rejects it)
+            0,
+            id="updated-at-nine-digits",
+        ),
+        pytest.param(
+            lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(3600), updated_at="2026-11-30T01:09:03")),
+            "updated_at_format",
+            "error",  # no offset: the QCS clients refuse it
+            1,
+            id="updated-at-no-offset",
+        ),
+        pytest.param(
+            lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(3600), expires_in=2**32)),
+            "expires_in_type",
+            "error",  # a u32 in both clients
+            1,
+            id="expires-in-over-u32",
+        ),
+        pytest.param(
+            lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(3600), scope=["openid"])),
+            "token_field_type",
+            "error",
+            1,
+            id="scope-not-a-string",
+        ),
+        pytest.param(
+            lambda j: (
+                GOOD_SETTINGS + b'[auth_servers.default]\nclient_id = "x"\nissuer = "not a url"\n',
+                secrets_with(access_token=j(-60), refresh_token="r"),
+            ),
+            "auth_server_invalid",
+            "error",
+            1,
+            id="issuer-not-a-url",
         ),
         pytest.param(
             lambda j: (GOOD_SETTINGS, secrets_with(access_token=j(3600))),
@@ -176,10 +221,10 @@ def secrets_with(**payload) -> bytes:
         pytest.param(
             lambda j: (
                 GOOD_SETTINGS + b'[auth_servers.default]\nclient_id = "x"\n',
-                secrets_with(access_token=j(-60), refresh_token="r"),
+                secrets_with(access_token=j(3600), refresh_token="r"),
             ),
             "auth_server_incomplete",
-            "error",
+            "error",  # the official client refuses the file, however valid the token
             1,
             id="auth-server-without-issuer",
         ),

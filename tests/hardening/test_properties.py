@@ -18,6 +18,7 @@ import os
 import random
 import re
 import tempfile
+import time as time_module
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -36,11 +37,16 @@ from qcs_jupyter.credentials.sdkcheck import check_with_sdk
 from qcs_jupyter.credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 from qcs_jupyter.credentials.tokens import parse_rfc3339
 
-tomllib = pytest.importorskip("tomllib", reason="a strict TOML parser (Python 3.11+) checks the documents")
+try:  # a strict TOML parser checks the documents: the standard library's, or the same parser as tomli on 3.10
+    import tomllib
+except ModuleNotFoundError:
+    import tomli as tomllib
 
 # Function-scoped fixtures do not mix with @given: one key for the module, fixed times for determinism.
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-BASE_EXP = 1_900_000_000  # 2030-03-17: every token is "valid"; only the order of exp matters here
+# Every token is valid and plausible (an exp more than a day ahead is no issuer's, and never wins a merge); only the
+# order of exp matters here, so an anchor an hour from the import keeps the runs deterministic.
+BASE_EXP = int(time_module.time()) + 3600
 BASE_UPDATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 OWNED_PROFILE_KEYS = ("api_url", "grpc_api_url", "auth_server_name", "credentials_name")
