@@ -11,7 +11,7 @@ The Hub-side code calls this small API::
 
     metrics.idp_refresh("ok", seconds)            # every refresh call to the IdP's token endpoint
     metrics.handoff("ok", seconds)                # every answer of /hub/api/qcs/credentials/{user}
-    metrics.held_client_refresh("ok", seconds)    # every answer of the Hub's issuer token endpoint
+    metrics.held_client_refresh("ok")             # every answer of the Hub's issuer token endpoint
     metrics.login(); metrics.logout()             # QCS logins and logouts
     metrics.observe_auth_state(user.name, auth_state, max_age_days=90, warning_days=7)
     metrics.user_health(user.name, warning=False, relogin=True)   # the same, decided by the caller
@@ -151,13 +151,6 @@ class QCSMetrics:
             ["outcome"],
             **kw,
         )
-        self.held_client_refresh_seconds = Histogram(
-            "qcs_held_client_refresh_duration_seconds",
-            "Time the Hub's issuer took to answer a QCS client's token refresh, by outcome",
-            ["outcome"],
-            buckets=_HANDOFF_BUCKETS,
-            **kw,
-        )
         self.logins = Counter("qcs_logins", "Logins with QCS that stored tokens", **kw)
         self.logouts = Counter(
             "qcs_logouts", "QCS sessions ended, by who ended them (user: logout; admin: revoke)", ["by"], **kw
@@ -186,7 +179,6 @@ class QCSMetrics:
             self.handoff_seconds.labels(outcome=outcome)
         for outcome in HELD_CLIENT_OUTCOMES:
             self.held_client_refreshes.labels(outcome=outcome)
-            self.held_client_refresh_seconds.labels(outcome=outcome)
         for by in LOGOUT_INITIATORS:
             self.logouts.labels(by=by)
 
@@ -203,12 +195,10 @@ class QCSMetrics:
         self.handoffs.labels(outcome=outcome).inc()
         self.handoff_seconds.labels(outcome=outcome).observe(max(0.0, seconds))
 
-    def held_client_refresh(self, outcome: str, seconds: float | None = None) -> None:
-        """The Hub's issuer answered a QCS client's refresh with ``outcome`` (after ``seconds``, if known)."""
+    def held_client_refresh(self, outcome: str) -> None:
+        """The Hub's issuer answered a QCS client's refresh with ``outcome``."""
         _check(outcome, HELD_CLIENT_OUTCOMES, "held-client refresh")
         self.held_client_refreshes.labels(outcome=outcome).inc()
-        if seconds is not None:
-            self.held_client_refresh_seconds.labels(outcome=outcome).observe(max(0.0, seconds))
 
     def login(self) -> None:
         """A user logged in with QCS and their tokens were stored."""
