@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -244,3 +246,16 @@ def test_outcome_of_real_network_errors():
     assert outcome_of_error(refused) == "unreachable"
     assert outcome_of_error(slow) == "timeout"
     assert outcome_of_error(asyncio.TimeoutError()) == "timeout"
+
+
+def test_readme_metrics_table_names_every_metric(fresh):
+    """The README's Operate table and the registry list the same metrics."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Operate", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `jupyterhub_(qcs_[a-z_]+)`", section, flags=re.M))
+    registry, _ = fresh
+    exported = {
+        family.name.removeprefix("jupyterhub_") + ("_total" if family.type == "counter" else "")
+        for family in registry.collect()
+    }
+    assert documented == exported
