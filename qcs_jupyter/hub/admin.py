@@ -30,7 +30,6 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
-from tornado.ioloop import IOLoop
 
 from . import metrics
 
@@ -409,4 +408,13 @@ def schedule_rebuild(authenticator: Any, *, poll: float = 1.0, limit: float = 60
         except Exception as e:  # metrics must never take the Hub down
             authenticator.log.warning("QCS: could not rebuild the token-health gauges: %s", e)
 
-    IOLoop.current().add_callback(rebuild)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not inside the Hub's event loop (e.g. a script listing the routes): nothing to rebuild
+    task = loop.create_task(rebuild())
+    _background.add(task)  # keep a reference until it is done
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task] = set()
