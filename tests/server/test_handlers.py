@@ -70,3 +70,29 @@ async def test_status_follows_file_changes(server_home, jp_fetch, token_response
         fh.write("[broken\n")
     third = json.loads((await jp_fetch("qcs-jupyter", "status")).body)
     assert third["state"] == "error" and any(p["code"] == "file_corrupt" for p in third["problems"])
+
+
+async def test_posts_need_credentials_even_with_a_matching_xsrf_pair(server_home, jp_serverapp, http_server_client):
+    """XSRF alone must not get through: a missing @authenticated would show here (the XSRF check answers first
+    for requests without a matching pair)."""
+    for action in ("refresh", "restart"):
+        response = await http_server_client.fetch(
+            f"/qcs-jupyter/{action}",
+            method="POST",
+            body=b"",
+            headers={"Cookie": "_xsrf=abc", "X-XSRFToken": "abc"},
+            raise_error=False,
+            follow_redirects=False,
+        )
+        assert response.code in (401, 403), (action, response.code)
+
+
+async def test_status_is_not_user_activity(server_home, jp_serverapp, jp_fetch):
+    """An open panel polls the status; that must not keep an idle server from being culled."""
+    settings = jp_serverapp.web_app.settings
+    await jp_fetch("api", "contents")  # control: an ordinary API call is activity
+    after_control = settings.get("api_last_activity")
+    assert after_control is not None
+    for _ in range(3):
+        await jp_fetch("qcs-jupyter", "status")
+    assert settings.get("api_last_activity") == after_control
