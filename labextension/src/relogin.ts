@@ -11,25 +11,9 @@
 import { IQCSHubInfo, IQCSStatus } from './tokens';
 import { sameOriginPath } from './urls';
 
-/**
- * The Hub fields the server adds for "Log in again" and ownership.
- *
- * Local until tokens.ts (generated from the status schema) carries them.
- */
-export interface IQCSHubLogin {
-  /** Same-origin path of the Hub's login that returns here, or null. */
-  login_url?: string | null;
-  /** The QCS login expired, was refused, or the user logged out. */
-  relogin_required?: boolean;
-  /** Whether the caller owns this server; false: no identity, no actions. */
-  owner?: boolean;
-}
-
-export type HubInfo = IQCSHubInfo & IQCSHubLogin;
-
-/** The hub part of a status, with the login fields. */
-export function hubOf(status: IQCSStatus | null): HubInfo | null {
-  return (status?.hub as HubInfo | null | undefined) ?? null;
+/** The hub part of a status, if any. */
+export function hubOf(status: IQCSStatus | null): IQCSHubInfo | null {
+  return status?.hub ?? null;
 }
 
 /** Only an explicit `owner: false` hides; servers that do not say are the user's own. */

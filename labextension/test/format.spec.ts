@@ -12,7 +12,7 @@ import {
 } from '../src/format';
 import { AlertLevel, deriveView } from '../src/model';
 import { IQCSStatus, QCS_STATES } from '../src/tokens';
-import { makeStatus, withHub } from './fixtures';
+import { makeStatus, problem, withHub } from './fixtures';
 import { trans } from './trans';
 
 describe('formatCountdown', () => {
@@ -114,14 +114,7 @@ describe('alertMessage', () => {
   const expiring = (status: IQCSStatus): IQCSStatus => ({
     ...status,
     refresh_token: { ...status.refresh_token!, days_left: 4.2 },
-    problems: [
-      {
-        code: 'refresh_token_expiring',
-        severity: 'warning',
-        message: 'The refresh token expires in about 4 days.',
-        action: ''
-      }
-    ]
+    problems: [problem('refresh_token_expiring')]
   });
   const message = (status: IQCSStatus, level: AlertLevel) =>
     alertMessage(
@@ -158,12 +151,7 @@ describe('alertMessage', () => {
       {
         ...makeStatus({ state: 'error', usable: false }),
         problems: [
-          {
-            code: 'file_corrupt' as const,
-            severity: 'error' as const,
-            message: 'settings.toml is not valid TOML.',
-            action: ''
-          }
+          problem('file_corrupt', 'error', 'settings.toml is not valid TOML.')
         ]
       },
       'unusable',

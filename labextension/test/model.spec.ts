@@ -6,24 +6,20 @@ import {
   QCSModel,
   sanitizePollInterval
 } from '../src/model';
+import { IQCSStatus, QCSState } from '../src/tokens';
 import {
-  IQCSProblem,
-  IQCSStatus,
-  QCSProblemCode,
-  QCSState
-} from '../src/tokens';
-import { NO_ACCESS, NO_REFRESH, makeStatus, withHub } from './fixtures';
+  makeStatus,
+  NO_ACCESS,
+  NO_REFRESH,
+  problem,
+  refreshToken,
+  withHub
+} from './fixtures';
 
 const T0 = Date.parse('2026-11-24T05:40:00Z');
 const opts = (elapsedS = 0) => ({
   receivedAt: T0,
   now: T0 + elapsedS * 1000
-});
-const problem = (code: QCSProblemCode): IQCSProblem => ({
-  code,
-  severity: 'warning',
-  message: code,
-  action: ''
 });
 
 describe('deriveView', () => {
@@ -73,16 +69,7 @@ describe('deriveView', () => {
 
   type Case = [string, IQCSStatus, number, string, boolean, string];
   const rt = (days_left: number | null, present = true) => ({
-    refresh_token: {
-      present,
-      held_by: present ? ('file' as const) : null,
-      in_file: present,
-      obtained_at: null,
-      obtained_at_estimated: false,
-      age_days: null,
-      days_left,
-      lifetime_days: 90
-    }
+    refresh_token: refreshToken(days_left, present)
   });
   const cases: Case[] = [
     // name, status, elapsed s, state, usable, alert

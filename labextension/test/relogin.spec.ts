@@ -8,15 +8,7 @@ import {
   startRelogin,
   takeReloginMark
 } from '../src/relogin';
-import { IQCSProblem, QCSProblemCode } from '../src/tokens';
-import { makeStatus, withHub } from './fixtures';
-
-const problem = (code: QCSProblemCode): IQCSProblem => ({
-  code,
-  severity: 'warning',
-  message: code,
-  action: ''
-});
+import { makeStatus, problem, refreshToken, withHub } from './fixtures';
 
 describe('reloginReason: what the server says, not re-derived', () => {
   it.each([
@@ -46,18 +38,7 @@ describe('reloginReason: what the server says, not re-derived', () => {
     ],
     [
       'few days left but the server raised nothing: nothing',
-      makeStatus({
-        refresh_token: {
-          present: true,
-          held_by: 'file',
-          in_file: true,
-          obtained_at: null,
-          obtained_at_estimated: false,
-          age_days: 89,
-          days_left: 1,
-          lifetime_days: 90
-        }
-      }),
+      makeStatus({ refresh_token: refreshToken(1, true, 89) }),
       null
     ],
     ['no status', null, null]

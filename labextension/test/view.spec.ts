@@ -3,9 +3,15 @@ import * as React from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
 
 import { deriveView, IQCSView } from '../src/model';
-import { IQCSProblem, IQCSStatus } from '../src/tokens';
+import { IQCSStatus } from '../src/tokens';
 import { IPanelViewProps, PanelView } from '../src/view';
-import { NO_ACCESS, NO_REFRESH, makeStatus, withHub } from './fixtures';
+import {
+  makeStatus,
+  NO_ACCESS,
+  NO_REFRESH,
+  problem,
+  withHub
+} from './fixtures';
 import { trans } from './trans';
 
 const T0 = Date.parse('2026-11-24T05:40:00Z');
@@ -35,12 +41,11 @@ function render(
   return { html, has: (selector: string) => html.includes(selector) };
 }
 
-const expiringProblem: IQCSProblem = {
-  code: 'refresh_token_expiring',
-  severity: 'warning',
-  message: 'The refresh token expires in about 4 days.',
-  action: ''
-};
+const expiringProblem = problem(
+  'refresh_token_expiring',
+  'warning',
+  'The refresh token expires in about 4 days.'
+);
 
 describe('PanelView', () => {
   it('shows identity and actions to the owner, and no login when none is due', () => {
