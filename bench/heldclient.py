@@ -25,14 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo.localhub import LocalHub
+from demo.localhub import CLIENT_VENVS, LocalHub
 from demo.qcsapi import ApiCall
 
-from .common import REPO, Figure, Goal, Options, clean_env, summary, wait_until
+from .common import Figure, Goal, Options, clean_env, summary, wait_until
 from .stacks import login_with_http, qcs_stack, start_server
 
 GOAL = Goal("<=", 1.2)
-PYQUIL_PYTHON = REPO / ".venv-clients" / "pyquil" / "bin" / "python"
+PYQUIL_PYTHON = CLIENT_VENVS / "pyquil" / "bin" / "python"
 TTL = 3  # seconds; every TTL the held client's token expires and one call refreshes
 INTERVAL = 0.2  # seconds between the client's calls
 HELD_USER, DIRECT_USER = "bench-held", "bench-direct"

@@ -23,8 +23,10 @@ from .process import LoggedProcess
 from .qcsapi import QCSAPI
 
 PROXY_DIR = Path(__file__).resolve().parent / "proxy"
-#: Where ``scripts/setup.sh`` registers the kernelspecs of the real QCS clients (pyQuil 4.22, qcs-sdk-python 0.31).
-CLIENT_KERNELS_PATH = Path(__file__).resolve().parents[1] / ".venv-clients" / "share" / "jupyter"
+#: The venvs of the real QCS clients ``scripts/setup.sh`` makes: ``pyquil`` (4.22) and ``qcs-sdk`` (0.31) ...
+CLIENT_VENVS = Path(__file__).resolve().parents[1] / ".venv-clients"
+#: ... and where it registers their kernelspecs (``qcs-pyquil``, ``qcs-sdk``).
+CLIENT_KERNELS_PATH = CLIENT_VENVS / "share" / "jupyter"
 
 
 class LocalHubError(RuntimeError):

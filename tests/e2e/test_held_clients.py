@@ -12,11 +12,15 @@ clients (two users) at once.
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import subprocess
 import time
 from typing import Any
 
 import pytest
 import tomlkit
+
+from demo.localhub import CLIENT_VENVS
 
 from .conftest import spawn, stack
 from .kernels import PYQUIL, QCS_SDK, RESULT_MARK, Kernel
@@ -79,6 +83,19 @@ done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=T
 report({"returncode": done.returncode, "stdout": done.stdout[-2000:], "stderr": done.stderr[-2000:]})
 """
 
+# Ask the issuer in settings.toml for a new access token at once, as the client does after a 401.
+FORCE_REFRESH = """
+import json, os
+from qcs_sdk.client import QCSClient
+try:
+    QCSClient.load().oauth_session.request_access_token()
+    print(json.dumps({"refreshed": True}), flush=True)
+except Exception as e:
+    print(json.dumps({"refreshed": False, "error": f"{type(e).__name__}: {e}"[:500]}), flush=True)
+finally:
+    os._exit(0)
+"""
+
 SHAPES = [
     pytest.param(True, None, id="rotation-public"),
     pytest.param(True, "qcs-confidential-secret", id="rotation-confidential"),
@@ -107,6 +124,16 @@ def hold_client(hub, kernel: Kernel, user: str) -> dict[str, Any]:
         "new_process": new_process,
         "new_process_accepted": hub.qcs_api.counts(user)["accepted"] - accepted_before,
     }
+
+
+def force_refresh(hub, user: str) -> str:
+    """A new pyQuil process with the user's files (as a kernel has them) forces a refresh; its JSON answer."""
+    python = CLIENT_VENVS / "pyquil" / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QCS_")}
+    env.update(HOME=str(hub.home(user)), SSL_CERT_FILE=str(hub.idp.ca_path), QCS_SECRETS_READ_ONLY="true")
+    done = subprocess.run([str(python), "-c", FORCE_REFRESH], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def accepted_tokens(hub, user: str) -> list[tuple[str, float]]:
@@ -183,6 +210,16 @@ def test_held_clients_survive_expiries(tmp_path, rotate, client_secret):
             assert state["refresh_token"] not in secrets_text
             payload = tomlkit.parse(secrets_text).unwrap()["credentials"]["default"]["token_payload"]
             assert payload["refresh_token"] == state["qcs"]["session_refresh_token"]
+
+        # The session refresh token in the files is good only while one of the user's servers runs.
+        user = USERS[PYQUIL]
+        assert '"refreshed": true' in force_refresh(hub, user)
+        hub.api("DELETE", f"/users/{user}/server")
+        hub.wait_for_server(user, ready=False)
+        after_stop = force_refresh(hub, user)
+        # pyQuil's core reports only the status of the Hub's invalid_grant answer.
+        assert '"refreshed": false' in after_stop and "400 Bad Request" in after_stop, after_stop
+        assert f"{issuer}/v1/token" in after_stop, after_stop
 
         # The kernels refreshed at the Hub's issuer (qcs-sdk-python 0.31 after discovery there), and with
         # rotation no refresh token was ever used twice at the IdP (that would have revoked the grant).
