@@ -17,7 +17,7 @@ CLIENT_ID = "qcs-public"
 class BaselineHub(LocalHub):
     """The same Hub, proxy and spawner as ``LocalHub``, but with oauthenticator's plain ``GenericOAuthenticator``.
 
-    No ``configure_hub``, and the user servers run without the qcs_jupyter server extension: this is what a
+    The user servers run without the qcs_jupyter server extension: this is what a
     Hub costs without qcs-jupyter at all.
     """
 
