@@ -318,3 +318,70 @@ def test_default_profile_name_added_top_level_before_tables(qcs_dir, token_respo
     assert doc["default_profile_name"] == "default" and doc["profiles"]["other"] == {"api_url": "https://x"}
     assert text.index("default_profile_name") < text.index("[profiles.other]")
     assert_lines_kept_in_order(original, text)
+
+
+def test_absurd_exp_does_not_freeze_the_file(qcs_dir, make_jwt):
+    """A file token claiming to live for decades is no issuer's: the Hub's fresh token replaces it."""
+    install(TokenSet(access_token=make_jwt(50 * 365 * 86400), refresh_token="r1"))
+    fresh = make_jwt(3600)
+    result = install(TokenSet(access_token=fresh, refresh_token="r1"))
+    assert result.tokens_written and not result.kept_newer
+    payload = tomlkit.parse((qcs_dir / "secrets.toml").read_text()).unwrap()["credentials"]["default"]["token_payload"]
+    assert payload["access_token"] == fresh
+
+
+def test_plausibly_newer_token_still_wins(qcs_dir, make_jwt):
+    newer = make_jwt(7200)
+    install(TokenSet(access_token=newer, refresh_token="r1"))
+    assert install(TokenSet(access_token=make_jwt(3600), refresh_token="r1")).kept_newer
+
+
+def test_backups_are_pruned_to_the_newest_three(qcs_dir, token_response):
+    install(TokenSet.from_response(token_response()))
+    kept = []
+    for i in range(6):
+        (qcs_dir / "secrets.toml").write_text(f"broken {i} = [\n")
+        result = install(TokenSet.from_response(token_response(exp_in=3600 + i)))
+        kept += result.backups
+    names = sorted(p.name for p in qcs_dir.glob("secrets.toml.corrupt-*"))
+    assert names == sorted(p.name for p in kept[-3:])
+    assert [p.read_text() for p in sorted(qcs_dir.glob("secrets.toml.corrupt-*"))] == [
+        f"broken {i} = [\n" for i in (3, 4, 5)
+    ]
+    assert (qcs_dir / "settings.toml").exists()  # only backups are pruned
+
+
+def test_pruning_leaves_other_files_alone(qcs_dir):
+    from qcs_jupyter.credentials import safefile
+
+    qcs_dir.mkdir(mode=0o700)
+    names = [f"secrets.toml.replaced-2026010{i}T000000000000Z" for i in range(1, 6)]
+    for name in [*names, "secrets.toml.corrupt-mine", "settings.toml.corrupt-20260101T000000000000Z"]:
+        (qcs_dir / name).write_text("x")
+    (qcs_dir / "secrets.toml.corrupt-20260109T000000000000Z").mkdir()  # not a regular file: never removed
+    fd = os.open(qcs_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        removed = safefile.prune_backups(fd, "secrets.toml")
+    finally:
+        os.close(fd)
+    assert sorted(removed) == names[:2]
+    left = {p.name for p in qcs_dir.iterdir()}
+    assert {"secrets.toml.corrupt-mine", "settings.toml.corrupt-20260101T000000000000Z", *names[2:]} <= left
+
+
+def test_hub_managed_age_is_the_real_refresh_tokens(qcs_dir, make_jwt):
+    """Under JupyterHub the file's refresh token is the Hub's session token; the age is the real one's."""
+    from datetime import datetime, timedelta, timezone
+
+    real_obtained = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    tokens = TokenSet(
+        access_token=make_jwt(3600),
+        refresh_token="session-1",
+        managed_by="jupyterhub",
+        refresh_token_obtained_at=real_obtained,
+        updated_at=datetime.now(timezone.utc) - timedelta(minutes=1),
+    )
+    install(tokens)
+    assert CredentialStore().read().refresh_token_obtained_at() == (real_obtained, False)
+    meta = (qcs_dir / METADATA_NAME).read_text()
+    assert "session-1" not in meta
