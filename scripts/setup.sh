@@ -36,7 +36,12 @@ client_venv() {  # name kernelspec display-name requirement...
     [ -x "$dir/bin/python" ] || "$PYTHON" -m venv "$dir"
     # shellcheck disable=SC2086 # $want is a list of requirements
     "$dir/bin/python" -m pip install -q $want
-    "$dir/bin/python" -m ipykernel install --prefix .venv-clients --name "$kernel" --display-name "$display" --log-level=ERROR >/dev/null
+    # Quiet unless it fails: it warns that .venv-clients/share/jupyter is not on the default path (by design).
+    if ! out=$("$dir/bin/python" -m ipykernel install --prefix .venv-clients --name "$kernel" \
+        --display-name "$display" 2>&1); then
+      echo "$out" >&2
+      exit 1
+    fi
     echo "$want" >"$stamp"
   fi
 }
