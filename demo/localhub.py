@@ -73,6 +73,7 @@ class LocalHub(LoggedProcess):
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
         self.admin_token = secrets.token_hex(24)
+        self.crypt_key = secrets.token_hex(32)  # kept across restarts of this Hub: auth_state stays readable
         self.startup_timeout = startup_timeout
         self.https, self.qcs_api, self.client_kernels = https, qcs_api, client_kernels
         if https and idp.ca_path is None:
@@ -180,7 +181,7 @@ c.Spawner.http_timeout = 60
         env = {
             **os.environ,
             **self.idp.ca_env(),
-            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+            "JUPYTERHUB_CRYPT_KEY": self.crypt_key,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self._spawn([sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"], cwd=self.workdir, env=env)

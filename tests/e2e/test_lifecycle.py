@@ -1,0 +1,109 @@
+"""Session lifecycle with real parts: logout revokes at the IdP and "Log in again" brings the running server new
+tokens without a restart; a Hub restart keeps servers supplied, users logged in and refreshes single-flight."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import requests
+
+from demo.localhub import login_with_http
+
+from .conftest import spawn, stack
+from .procs import environ_of
+
+
+def _refused_at_idp(hub, refresh_token: str) -> bool:
+    answer = requests.post(
+        hub.idp.token_url,
+        data={"grant_type": "refresh_token", "client_id": hub.client_id, "refresh_token": refresh_token},
+        verify=str(hub.idp.ca_path) if hub.idp.ca_path else True,
+        timeout=30,
+    )
+    return answer.status_code == 400 and answer.json().get("error") == "invalid_grant"
+
+
+def _status(hub, session, user: str) -> dict:
+    return session.get(f"{hub.url}/user/{user}/qcs-jupyter/status", timeout=30).json()
+
+
+def _refresh(hub, session, user: str) -> dict:
+    xsrf = session.cookies.get("_xsrf", path=f"/user/{user}/")
+    response = session.post(f"{hub.url}/user/{user}/qcs-jupyter/refresh", headers={"X-XSRFToken": xsrf}, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_logout_revokes_and_logging_in_again_needs_no_restart(tmp_path):
+    with stack(tmp_path, rotate=True, ttl=600) as hub:
+        session = spawn(hub, "ada")
+        session.get(f"{hub.url}/user/ada/lab", timeout=60)
+        held = hub.auth_state("ada")["refresh_token"]
+        server_started = hub.api("GET", "/users/ada")["servers"][""]["started"]
+        session.get(f"{hub.url}/hub/logout", timeout=60)
+        state = hub.auth_state("ada")
+        assert "refresh_token" not in state and "access_token" not in state and state["qcs"]["logged_out_at"]
+        deadline = time.monotonic() + 20
+        while not _refused_at_idp(hub, held):  # revoked in the background, right after the logout
+            assert time.monotonic() < deadline, "the refresh token was not revoked at the IdP"
+            time.sleep(0.5)
+        # The running server learns it on its next pull, and says what to do.
+        server = requests.Session()
+        server.trust_env = False
+        token = next(
+            line.split("=", 1)[1]
+            for env in environ_of(hub.proc.pid, b"jupyterhub.singleuser")
+            for line in env.split("\0")
+            if line.startswith("JUPYTERHUB_API_TOKEN=")
+        )
+        pull = server.get(
+            f"{hub.url}/hub/api/qcs/credentials/ada", headers={"Authorization": f"token {token}"}, timeout=30
+        )
+        assert pull.status_code == 401 and "log in again" in pull.json()["message"].lower()
+        # "Log in again": the Hub's login and back; the same server pulls the new tokens.
+        session = login_with_http(hub, "ada", next_url="/user/ada/lab")
+        session.get(f"{hub.url}/user/ada/lab", timeout=60)
+        status = _refresh(hub, session, "ada")
+        assert status["hub"]["relogin_required"] is False and status["hub"]["last_sync_error"] is None
+        assert status["usable"]
+        assert hub.api("GET", "/users/ada")["servers"][""]["started"] == server_started  # no restart
+        fresh = hub.auth_state("ada")
+        assert fresh["refresh_token"] != held and fresh["qcs"]["servers"][""]["token_sha256"]
+
+
+def test_hub_restart_keeps_servers_supplied_and_users_logged_in(tmp_path):
+    extra = """
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.cleanup_proxy = False
+c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
+"""
+    with stack(tmp_path, rotate=True, ttl=30, extra_config=extra) as hub:
+        session = spawn(hub, "bea")
+        session.get(f"{hub.url}/user/bea/lab", timeout=60)
+        before = hub.auth_state("bea")
+        hub.stop()
+        time.sleep(1.0)
+        hub.start()
+        assert hub.api("GET", "/users/bea")["servers"][""]["ready"]  # the server survived the restart
+        assert session.get(f"{hub.url}/hub/api/user", timeout=30).status_code == 200  # still logged in
+        # Wait until the token needs a refresh, then many requests at once: one IdP call.
+        deadline = before["qcs"]["access_token_expires_at"] - 8
+        time.sleep(max(0.0, deadline - time.time()))
+        hub.idp.reset_stats()
+        xsrf = session.cookies.get("_xsrf", path="/user/bea/")
+
+        def pull(_):
+            return session.post(
+                f"{hub.url}/user/bea/qcs-jupyter/refresh", headers={"X-XSRFToken": xsrf}, timeout=60
+            ).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(pull, range(10)))
+        assert codes == [200] * 10
+        stats = hub.idp.stats()
+        assert stats["token_requests"].get("refresh_token") == 1 and stats["refresh_failed"] == 0, stats
+        after = hub.auth_state("bea")
+        assert after["access_token"] != before["access_token"]
+        secrets_file = (hub.home("bea") / ".qcs" / "secrets.toml").read_text()
+        assert after["access_token"] in secrets_file  # the running server wrote what the restarted Hub refreshed
