@@ -56,8 +56,16 @@ def test_official_client_rejects_what_we_flag(qcs_dir, make_jwt):
     (qcs_dir / "secrets.toml").write_text(
         f'[credentials.default.token_payload]\naccess_token = "{make_jwt(3600)}"\nexpires_in = "3600"\n'
     )
-    assert check_with_sdk("default", env=dict(os.environ))["ok"] is False
+    assert_rejected_field(check_with_sdk("default", env=dict(os.environ)), "token_payload.expires_in")
     (qcs_dir / "secrets.toml").write_text(
         f'[credentials.default.token_payload]\naccess_token = "{make_jwt(3600)}"\nupdated_at = 2026-01-01T00:00:00Z\n'
     )
-    assert check_with_sdk("default", env=dict(os.environ))["ok"] is False
+    assert_rejected_field(check_with_sdk("default", env=dict(os.environ)), "token_payload.updated_at")
+
+
+def assert_rejected_field(result: dict, field: str) -> None:
+    """The client ran, loaded the file and refused it for ``field`` (not: was missing, or its process crashed)."""
+    assert result["available"] is True, result
+    assert result["ok"] is False, result
+    assert result["error"].startswith("LoadError: "), result
+    assert f'key "default.credentials.default.{field}"' in result["error"], result

@@ -260,7 +260,16 @@ def _profile_writer(args):
 
 def test_concurrent_writers_lose_nothing_threads_and_processes(home, qcs_dir):
     profiles = [f"p{i}" for i in range(6)]
-    threads = [threading.Thread(target=_profile_writer, args=((str(home), p, f"access-{p}"),)) for p in profiles[:3]]
+    # A thread's exception would only be printed: collect what each thread returned or raised instead.
+    outcomes: dict[str, object] = {}
+
+    def thread_writer(args):
+        try:
+            outcomes[args[1]] = _profile_writer(args)
+        except BaseException as e:
+            outcomes[args[1]] = e
+
+    threads = [threading.Thread(target=thread_writer, args=((str(home), p, f"access-{p}"),)) for p in profiles[:3]]
     for t in threads:
         t.start()
     ctx = multiprocessing.get_context("spawn")
@@ -268,6 +277,8 @@ def test_concurrent_writers_lose_nothing_threads_and_processes(home, qcs_dir):
         done = pool.map(_profile_writer, [(str(home), p, f"access-{p}") for p in profiles[3:]], chunksize=1)
     for t in threads:
         t.join(60)
+        assert not t.is_alive(), "a writer thread did not finish within 60 s"
+    assert outcomes == {p: p for p in profiles[:3]}
     assert done == profiles[3:]
     secrets = tomlkit.parse((qcs_dir / "secrets.toml").read_text()).unwrap()["credentials"]
     settings = tomlkit.parse((qcs_dir / "settings.toml").read_text()).unwrap()["profiles"]
