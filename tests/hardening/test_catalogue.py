@@ -364,10 +364,9 @@ def s_huge(ctx: Ctx) -> str:
     original = "\n".join(lines) + "\n"
     assert len(original) > 1_000_000
     ctx.write(original, None)
-    started = time.monotonic()
+    # Correctness only: how fast a 1 MB file installs is a figure for bench/, not a timed test.
     code, text = ctx.cli("install", ctx.tokens_file())
     assert code == 0, text
-    assert time.monotonic() - started < 60
     remaining = iter(ctx.settings.read_text().splitlines())
     assert all(any(c == line for c in remaining) for line in original.splitlines())
     return text
