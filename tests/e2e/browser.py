@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from demo.chromium import CHROMIUM, CHROMIUM_ARGS, only_loopback
+from demo.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, chromium_installed, missing_is_fatal, only_loopback
+
+
+def require_chromium() -> None:
+    """Skip without Chromium on a developer machine; fail in CI, where a skip would hide untested browser code."""
+    if not chromium_installed():
+        if missing_is_fatal():
+            pytest.fail(f"{MISSING}; CI=true, so the browser tests fail instead of being skipped", pytrace=False)
+        pytest.skip(MISSING)
 
 
 def launch(playwright):
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (scripts/setup.sh installs it)")
+    require_chromium()
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
