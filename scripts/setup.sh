@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-if ! command -v chromium >/dev/null 2>&1; then
+# chromium: the browser tests; python3-venv: the real-Unix-users test builds a single-user env from Debian's Python.
+if ! command -v chromium >/dev/null 2>&1 || { [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing chromium (Debian) for the browser tests"
+    echo "== installing chromium and python3-venv (Debian) for the browser and Unix-user tests"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium python3-venv >/dev/null
   else
     echo "note: chromium is not installed; browser tests will be skipped (sudo apt-get install chromium)" >&2
   fi
