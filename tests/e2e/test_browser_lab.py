@@ -41,7 +41,10 @@ def lab(tmp_path_factory):
     # A fresh temporary directory with a short name: the panel shows its paths (also in the docs' screenshots).
     home = Path(tempfile.mkdtemp(prefix="ada-"))
     config = root / "config"
-    config.mkdir()
+    # No "fetch Jupyter news?" toast beside ours (JupyterLab's user settings live under JUPYTER_CONFIG_DIR).
+    notification = config / "lab/user-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     (config / "jupyter_server_config.json").write_text(
         json.dumps(
             {
@@ -231,6 +234,7 @@ def test_log_in_again_in_one_click_then_refresh(lab, page, make_jwt):
         expect(panel).not_to_contain_text("log out")
         toast = page.locator(".Toastify__toast", has_text="Your QCS refresh token expires soon")
         expect(toast.get_by_role("button", name="Log in again")).to_be_visible()
+        expect(page.locator(".Toastify__toast")).to_have_count(1)  # ours alone (no news prompt)
         with page.expect_request(
             lambda r: r.method == "POST" and "/qcs-jupyter/refresh" in r.url, timeout=60_000
         ) as refresh:
