@@ -53,6 +53,9 @@ _STRING_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "sc
 _SHOWN_NAME = re.compile(r"[\w .@+-]{1,64}")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _HIDDEN = "(not shown: it holds a value from secrets.toml)"
+_ALARMS = frozenset(
+    {Code.REFRESH_TOKEN_EXPIRING, Code.REFRESH_TOKEN_EXPIRED, Code.HUB_RENEWAL_FAILING, Code.HUB_RELOGIN_REQUIRED}
+)
 
 
 def problem(code: QCSProblemCode, severity: QCSSeverity, message: str, action: str) -> QCSProblem:
@@ -327,10 +330,10 @@ class _Facts:
     loads: bool
     access_valid: bool
     expiring_soon: bool
-    renewer: QCSRenewer | None
+    renewer: QCSRenewer | None  # who renews the access token, when someone can
     client_can_refresh: bool
     hub_can_renew: bool
-    alarm: bool  # a warning worth the user's attention: renewal failing, the 90-day horizon near
+    alarm: bool  # worth the user's attention: renewal failing or impossible, the 90-day horizon near
 
 
 def decide(f: _Facts) -> tuple[QCSState, bool]:
@@ -379,8 +382,10 @@ def evaluate(
         renewer = None
     # A client in a kernel refreshes with the file's refresh token (with JupyterHub: through the Hub's issuer, which
     # answers only while the real refresh token lives and the user is logged in).
+    loads = server.loads and payload_loads and not any(p.code is Code.PROFILE_MISSING for p in problems)
     client_can_refresh = (
-        tokens.refresh_in_file
+        loads
+        and tokens.refresh_in_file
         and server.refreshes
         and not tokens.refresh_expired
         and not (tokens.hub_managed and relogin)
@@ -396,22 +401,14 @@ def evaluate(
     facts = _Facts(
         unreadable=bool(snap.errors),
         missing=not snap.errors and (not snap.settings_exists or not snap.secrets_exists or payload is None),
-        loads=server.loads and payload_loads and not any(p.code is Code.PROFILE_MISSING for p in problems),
+        loads=loads,
         access_valid=tokens.access_valid,
         expiring_soon=bool(tokens.expires_at and tokens.expires_at - now < EXPIRING_SOON),
-        renewer=renewer,
+        renewer=renewer if renewable else None,
         client_can_refresh=client_can_refresh,
         hub_can_renew=hub_can_renew,
-        alarm=any(
-            p.code
-            in (
-                Code.REFRESH_TOKEN_EXPIRING,
-                Code.REFRESH_TOKEN_EXPIRED,
-                Code.HUB_RENEWAL_FAILING,
-                Code.HUB_RELOGIN_REQUIRED,
-            )
-            for p in problems
-        ),
+        # Usable now but worth the user's attention: anything that stops renewal, or an error the file holds.
+        alarm=any(p.severity is Severity.ERROR or p.code in _ALARMS for p in problems),
     )
     state, usable = decide(facts)
     problems.sort(key=lambda p: p.severity != Severity.ERROR)  # errors first, otherwise in the order found

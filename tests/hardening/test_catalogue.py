@@ -33,7 +33,7 @@ from qcs_jupyter.cli import main as cli_main
 from qcs_jupyter.credentials import CredentialStore, TokenSet
 from qcs_jupyter.credentials.tokens import rfc3339
 from qcs_jupyter.handoff import parse_payload
-from qcs_jupyter.server.hubsync import HubLink
+from qcs_jupyter.server.hub_client import QCSHubClient
 from tests.helpers import read_only
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -69,26 +69,36 @@ CATALOGUE: list[Entry] = [
     Entry("secrets-fifo", "files", "`status`/`install` exit 2 at once (no hang): is not a regular file → move it aside", REFUSED, ("secrets.toml is not a regular file", "Move it aside")),
     Entry("qcs-read-only", "files", "`install` exits 2: cannot be written: Permission denied (or read-only); the existing file was left unchanged → make it writable", KEPT, ("cannot be written", "the existing file was left unchanged", "writable")),
     Entry("disk-full", "files", "`install` exits 2: No space left on device; the existing file was left unchanged → free some disk space", "unchanged; no temp file left", ("No space left on device", "the existing file was left unchanged", "Free some disk space")),
-    Entry("expires-in-string", "files", "`status` exits 1: expires_in is '3600', not an integer; the QCS client rejects the file → get new credentials", KEPT, ("expires_in in secrets.toml is '3600', not an integer", "qcs-jupyter install")),
-    Entry("expires-in-bool", "files", "`status` exits 1: expires_in is True, not an integer", KEPT, ("expires_in in secrets.toml is True, not an integer",)),
-    Entry("expires-in-float", "files", "`status` exits 1: expires_in is 3600.0, not an integer", KEPT, ("expires_in in secrets.toml is 3600.0, not an integer",)),
+    Entry("expires-in-string", "files", "`status` exits 1: expires_in is a string, not an integer; the QCS client rejects the file → get new credentials (the value is never shown)", KEPT, ("expires_in in secrets.toml is a string, not an integer", "qcs-jupyter install")),
+    Entry("expires-in-bool", "files", "`status` exits 1: expires_in is a boolean, not an integer", KEPT, ("expires_in in secrets.toml is a boolean, not an integer",)),
+    Entry("expires-in-float", "files", "`status` exits 1: expires_in is a float, not an integer", KEPT, ("expires_in in secrets.toml is a float, not an integer",)),
+    Entry("expires-in-over-u32", "files", "`status` exits 1: expires_in is an integer outside 0 to 4294967295 (the clients read a u32)", KEPT, ("an integer outside 0 to 4294967295",)),
     Entry("updated-at-bare-datetime", "files", "`status` exits 1: updated_at is a bare TOML date-time → quote it", KEPT, ("bare TOML date-time", "Quote it")),
-    Entry("updated-at-not-rfc3339", "files", "`status` exits 1: updated_at ('yesterday') is not an RFC 3339 time", KEPT, ("updated_at in secrets.toml ('yesterday') is not an RFC 3339 time",)),
+    Entry("updated-at-not-rfc3339", "files", "`status` exits 1: updated_at is not an RFC 3339 time the QCS client can read (the value is never shown)", KEPT, ("updated_at in secrets.toml is not an RFC 3339 time",)),
+    Entry("updated-at-nine-digits", "files", "`status` exits 0 on every Python: the nine fractional digits both QCS clients write are read (3.10's `fromisoformat` cannot)", KEPT, ("ok (usable)",)),
+    Entry("token-pasted-into-wrong-key", "files", "`status` names the key and the kind of problem (expires_in is a string), never the token", KEPT, ("expires_in in secrets.toml is a string",)),
+    Entry("settings-path-tilde", "files", "`status`/`install` exit 2: QCS_SETTINGS_FILE_PATH starts with '~', which the QCS clients do not expand → write $HOME instead", "nothing written (no `~` folder)", ("QCS_SETTINGS_FILE_PATH starts with '~'", "Write $HOME instead of ~")),
+    Entry("secrets-path-unset-variable", "files", "`status`/`install` exit 2: QCS_SECRETS_FILE_PATH uses $VAR, which is not set, so the QCS clients refuse the path", "nothing written", ("QCS_SECRETS_FILE_PATH uses $QCS_NOT_SET, which is not set",)),
+    Entry("secrets-path-relative", "files", "`status`/`install` exit 2: a relative path names a different file in each kernel's folder → use an absolute path", "nothing written", ("is a relative path", "absolute path")),
+    Entry("settings-path-home-variable", "files", "`install` writes where the clients read: `$HOME/...` and `${HOME}/...` are expanded", "written under the home directory, no folder named `$HOME`", ("Installed credentials",)),
+    Entry("profile-not-in-settings", "files", "`status` exits 1: settings.toml has no [profiles.NAME]; the QCS client refuses to load it", KEPT, ("has no [profiles.nope]", "refuses to load it")),
     Entry("profiles-not-a-table", "files", "`install` exits 2: `profiles` is a str, not a table → fix or remove it", REFUSED, ("`profiles` is a str, not a table", "Fix or remove `profiles`")),
     Entry("credentials-client-credentials", "files", "`status` warns: holds no token_payload; `install` notes it replaced the client_credentials", "other profiles unchanged; `[credentials.<p>.client_credentials]` replaced (the SDK takes one kind)", ("holds no token_payload", "replaced [credentials.default.client_credentials] with a token_payload")),
-    Entry("auth-server-without-issuer", "files", "`status`: [auth_servers.default] lacks issuer; the QCS client refuses it → add it or remove the table", KEPT, ("lacks issuer", "Add the missing key")),
+    Entry("auth-server-without-issuer", "files", "`status` exits 1 (not usable, however valid the token): [auth_servers.default] lacks issuer; the QCS client refuses the file → add it or remove the table", KEPT, ("lacks issuer", "the QCS client refuses the file", "Add the missing key")),
     Entry("issuer-trailing-slash", "files", "`status`: the issuer ends with '/'; token refresh will fail → remove it", KEPT, ("ends with '/'", "Remove the trailing slash")),
     Entry("secrets-world-readable", "files", "`status` warns: can be read by other users (mode 0644) → chmod 600 PATH", KEPT, ("can be read by other users (mode 0644)", "chmod 600")),
     Entry("secrets-empty", "files", "`status` exits 1: secrets.toml has no [credentials.default.token_payload] → get new credentials", KEPT, ("has no [credentials.default.token_payload]", "qcs-jupyter install")),
     Entry("settings-huge", "files", "`install` works on a 1 MB settings.toml in seconds", "every user line kept, in order", ("Installed credentials",)),
     Entry("dotted-keys-captured", "files", "`install` exits 2: cannot be updated without changing the meaning of keys outside our profile (dotted keys) → rewrite them as [table] sections", REFUSED, ("dotted keys", "Rewrite the dotted keys as [table] sections")),
     Entry("default-profile-name-comment-leak", "files", "`install` succeeds", "the user's `default_profile_name` line keeps its bytes (no comment copied onto it)", ("Installed credentials",)),
+    Entry("backups-pruned", "files", "`install` into a corrupt file a sixth time notes the new backup", "only the newest 3 `NAME.corrupt-*` / `NAME.replaced-*` backups of each file are kept (they hold tokens)", ("secrets.toml.corrupt-",)),
     Entry("out-of-order-tables-regrouped", "files", "`install` succeeds", "every line and value kept; a table family split by `[[array]]` tables is regrouped (TOML meaning unchanged)", ("Installed credentials",)),
     # --- the tokens in the file ------------------------------------------------------------------------------------
     Entry("access-token-not-jwt", "tokens", "`status` exits 1: the access token is not a JWT; the QCS client will treat it as expired", KEPT, ("The access token is not a JWT",)),
     Entry("jwt-without-exp", "tokens", "`status` exits 1: the access token has no usable exp claim", KEPT, ("has no usable exp claim",)),
     Entry("jwt-exp-string", "tokens", "`status` exits 1: has no usable exp claim (exp is a string)", KEPT, ("has no usable exp claim",)),
     Entry("expired-no-refresh", "tokens", "`status` exits 1: the access token expired at TIME; there is no refresh token → restart from the QCS panel, or `qcs-jupyter install`", KEPT, ("The access token expired at", "There is no refresh token", "Restart your server")),
+    Entry("access-token-absurd-exp", "tokens", "`status` warns: claims to be valid until YEAR, longer than any issuer grants; `install` of fresh tokens replaces it", "replaced by the fresh token (never kept as newer)", ("longer than any issuer grants", "Installed credentials")),
     Entry("refresh-token-over-90-days", "tokens", "`status`: the refresh token is 100 days old; QCS refresh tokens last 90 days", KEPT, ("is 100 days old", "last 90 days")),
     # --- `qcs-jupyter install TOKEN_JSON` ------------------------------------------------------------------------------
     Entry("install-garbage-json", "install", "exit 1: TOKEN_JSON is not a usable token response: not valid JSON: MSG at line L column C", KEPT, ("is not a usable token response", "not valid JSON", "line 1 column 2")),
@@ -109,9 +119,9 @@ CATALOGUE: list[Entry] = [
     Entry("handoff-bad-timestamp", "handoff", "ValueError naming the field access_token_obtained_at", KEPT, ("access_token_obtained_at",)),
     # --- the server's link to the Hub -----------------------------------------------------------------------------------
     Entry("hub-unreachable", "hub", "panel/log: JupyterHub did not answer (Connection refused); your current credentials are kept", KEPT, ("JupyterHub did not answer", "Connection refused", "your current credentials are kept")),
-    Entry("hub-401", "hub", "JupyterHub says the QCS login has expired (MSG). Log out of JupyterHub and log in again.", KEPT, ("QCS login has expired (token expired)", "Log out of JupyterHub and log in again")),
-    Entry("hub-403", "hub", "JupyterHub refused (MSG). The Hub's admin must enable qcs-jupyter's scopes (configure_hub(c)).", KEPT, ("JupyterHub refused (missing scope)", "configure_hub(c)")),
-    Entry("hub-404", "hub", "JupyterHub has no QCS credentials for you (MSG). Is the Hub using QCSAuthenticator? Log in again.", KEPT, ("has no QCS credentials for you", "QCSAuthenticator")),
+    Entry("hub-401", "hub", "Your QCS login has ended (MSG). Log in again to JupyterHub to get new QCS credentials.", KEPT, ("QCS login has ended (token expired)", "Log in again")),
+    Entry("hub-403", "hub", "JupyterHub refused this server (MSG). Is the Hub using QCSAuthenticator, and was this server started by it? Restart your server.", KEPT, ("JupyterHub refused this server (not yours)", "Restart your server")),
+    Entry("hub-404", "hub", "JupyterHub has no QCS route (MSG). Is the Hub using QCSAuthenticator (qcs-jupyter)?", KEPT, ("has no QCS route", "QCSAuthenticator")),
     Entry("hub-500", "hub", "JupyterHub answered HTTP 500 (MSG); your current credentials are kept.", KEPT, ("JupyterHub answered HTTP 500 (boom)", "your current credentials are kept")),
     Entry("hub-502-html", "hub", "JupyterHub answered HTTP 502 (Bad Gateway); your current credentials are kept.", KEPT, ("JupyterHub answered HTTP 502 (Bad Gateway)",)),
     Entry("hub-bad-document", "hub", "the Hub sent a credentials document this version of qcs-jupyter does not understand", KEPT, ("does not understand",)),
@@ -406,7 +416,72 @@ def s_regrouped(ctx: Ctx) -> str:
     return text
 
 
+def _not_shown(text: str, *values: str) -> str:
+    for value in values:
+        assert value not in text, f"{value!r} shown to the user"
+    return text
+
+
+def s_token_in_wrong_key(ctx: Ctx) -> str:
+    token = ctx.make_jwt(3600)
+    text = _status(ctx, ctx.payload(f'expires_in = "{token}"'))
+    code, json_text = ctx.cli("status", "--json")
+    assert code == 1
+    return _not_shown(text + json_text, token, *token.split("."))
+
+
+def _bad_path(ctx: Ctx, name: str, value: str) -> str:
+    """A QCS_*_FILE_PATH the clients cannot resolve: refused by status and install, nothing written anywhere."""
+    ctx.install_valid()
+    work = ctx.tmp / "cwd"
+    work.mkdir()
+    ctx.monkeypatch.chdir(work)
+    tokens = ctx.tokens_file(exp_in=7200)
+    ctx.monkeypatch.setenv(name, value)
+    before = snapshot(ctx.tmp)
+    code, text = ctx.cli("status")
+    assert code == 2, text
+    code, install_text = ctx.cli("install", tokens)
+    assert code == 2, install_text
+    assert set(snapshot(ctx.tmp)) == set(before), "a file or folder was created"
+    assert_kept(before, ctx.tmp)
+    return text + install_text
+
+
+def s_home_variable(ctx: Ctx) -> str:
+    ctx.monkeypatch.chdir(ctx.tmp)
+    ctx.monkeypatch.setenv("QCS_SETTINGS_FILE_PATH", "$HOME/cfg/settings.toml")
+    ctx.monkeypatch.setenv("QCS_SECRETS_FILE_PATH", "${HOME}/cfg/secrets.toml")
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0, text
+    assert (ctx.home / "cfg" / "settings.toml").is_file() and (ctx.home / "cfg" / "secrets.toml").is_file()
+    assert not [p for p in ctx.tmp.rglob("*") if p.name.startswith("$")]
+    return text
+
+
+def s_backups_pruned(ctx: Ctx) -> str:
+    ctx.install_valid()
+    text = ""
+    for i in range(6):
+        ctx.secrets.write_text(f"broken {i} = [\n")
+        code, text = ctx.cli("install", ctx.tokens_file(exp_in=3600 + 60 * i))
+        assert code == 0, text
+    kept = backups(ctx.qcs, "secrets.toml")
+    assert [p.read_text() for p in kept] == [f"broken {i} = [\n" for i in (3, 4, 5)]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in kept)
+    return text
+
+
 # --- scenarios: the tokens ----------------------------------------------------------------------------------------------
+def s_absurd_exp(ctx: Ctx) -> str:
+    ctx.write(QCS_SETTINGS, ctx.payload(access=ctx.make_jwt(200 * 365 * 86400)))
+    code, text = ctx.cli("status")
+    assert code == 0, text  # the clients do not verify tokens: it "works" for them
+    code, install_text = ctx.cli("install", ctx.tokens_file(exp_in=3600))
+    assert code == 0 and "already holds newer" not in install_text, install_text
+    return text + install_text
+
+
 def s_refresh_old(ctx: Ctx) -> str:
     old = rfc3339(datetime.now(timezone.utc) - timedelta(days=100))
     return _status(ctx, ctx.payload(f'updated_at = "{old}"'), code=0)
@@ -434,7 +509,7 @@ def s_install_missing_file(ctx: Ctx) -> str:
 # --- scenarios: handoff documents --------------------------------------------------------------------------------------------
 def handoff_doc(ctx: Ctx, **changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "version": 1,
+        "version": 2,
         "mode": "hub",
         "token": {"access_token": ctx.make_jwt(3600), "token_type": "Bearer", "expires_in": 3600},
         "access_token_obtained_at": rfc3339(datetime.now(timezone.utc)),
@@ -498,9 +573,10 @@ def hub_server() -> Iterator[_Hub]:
     server.server_close()
 
 
-def _link(api_url: str) -> HubLink:
-    env = {"JUPYTERHUB_API_URL": api_url, "JUPYTERHUB_API_TOKEN": "server-token", "JUPYTERHUB_USER": "ada"}
-    return HubLink(env, profile=None, log=logging.getLogger("qcs-hardening"), timeout=5)
+def _link(api_url: str) -> QCSHubClient:
+    return QCSHubClient(
+        api_url=api_url, api_token="server-token", user="ada", timeout=5, log=logging.getLogger("qcs-hardening")
+    )
 
 
 def _pull(ctx: Ctx, api_url: str) -> str:
@@ -553,12 +629,22 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "expires-in-string": lambda c: _status(c, c.payload('expires_in = "3600"')),
     "expires-in-bool": lambda c: _status(c, c.payload("expires_in = true")),
     "expires-in-float": lambda c: _status(c, c.payload("expires_in = 3600.0")),
+    "expires-in-over-u32": lambda c: _status(c, c.payload("expires_in = 4294967296")),
+    "updated-at-nine-digits": lambda c: _status(c, c.payload('updated_at = "2026-11-30T01:09:03.523448774Z"'), code=0),
+    "token-pasted-into-wrong-key": s_token_in_wrong_key,
+    "settings-path-tilde": lambda c: _bad_path(c, "QCS_SETTINGS_FILE_PATH", "~/qcs/settings.toml"),
+    "secrets-path-unset-variable": lambda c: _bad_path(c, "QCS_SECRETS_FILE_PATH", "$QCS_NOT_SET/secrets.toml"),
+    "secrets-path-relative": lambda c: _bad_path(c, "QCS_SECRETS_FILE_PATH", "qcs/secrets.toml"),
+    "settings-path-home-variable": s_home_variable,
+    "profile-not-in-settings": lambda c: _status(
+        c, c.payload(), settings=QCS_SETTINGS.replace('profile_name = "default"', 'profile_name = "nope"')
+    ),
     "updated-at-bare-datetime": lambda c: _status(c, c.payload("updated_at = 2026-01-01T00:00:00Z")),
-    "updated-at-not-rfc3339": lambda c: _status(c, c.payload('updated_at = "yesterday"')),
+    "updated-at-not-rfc3339": lambda c: _not_shown(_status(c, c.payload('updated_at = "yesterday"')), "yesterday"),
     "profiles-not-a-table": s_profiles_not_table,
     "credentials-client-credentials": s_client_credentials,
     "auth-server-without-issuer": lambda c: _status(
-        c, c.payload(), settings=QCS_SETTINGS.replace('issuer = "https://auth', '# issuer = "https://auth'), code=0
+        c, c.payload(), settings=QCS_SETTINGS.replace('issuer = "https://auth', '# issuer = "https://auth'), code=1
     ),
     "issuer-trailing-slash": lambda c: _status(c, c.payload(), settings=QCS_SETTINGS.replace('355"', '355/"'), code=0),
     "secrets-world-readable": lambda c: _status(c, c.payload(), code=0, mode=0o644),
@@ -566,11 +652,13 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "settings-huge": s_huge,
     "dotted-keys-captured": s_dotted_keys,
     "default-profile-name-comment-leak": s_comment_leak,
+    "backups-pruned": s_backups_pruned,
     "out-of-order-tables-regrouped": s_regrouped,
     "access-token-not-jwt": lambda c: _status(c, c.payload(access="opaque-token", refresh=None)),
     "jwt-without-exp": lambda c: _status(c, c.payload(access=c.make_jwt(None), refresh=None)),
     "jwt-exp-string": lambda c: _status(c, c.payload(access=c.make_jwt(None, exp="2030-01-01"), refresh=None)),
     "expired-no-refresh": lambda c: _status(c, c.payload(access=c.make_jwt(-3600), refresh=None)),
+    "access-token-absurd-exp": s_absurd_exp,
     "refresh-token-over-90-days": s_refresh_old,
     "install-garbage-json": lambda c: _bad_install(c, "{not json"),
     "install-json-array": lambda c: _bad_install(c, "[1, 2]"),
@@ -582,7 +670,7 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "install-issuer-without-client-id": lambda c: _bad_install(
         c, json.dumps(c.token_response(exp_in=7200)), "--issuer", "https://idp.example/o"
     ),
-    "handoff-wrong-version": lambda c: _handoff(c, version=2),
+    "handoff-wrong-version": lambda c: _handoff(c, version=1),
     "handoff-unknown-mode": lambda c: _handoff(c, mode="both"),
     "handoff-missing-token": lambda c: _handoff(c, token=_DROP),
     "handoff-token-without-access-token": lambda c: _handoff(c, token={"token_type": "Bearer"}),
@@ -591,11 +679,11 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "handoff-bad-timestamp": lambda c: _handoff(c, access_token_obtained_at="yesterday"),
     "hub-unreachable": s_hub_unreachable,
     "hub-401": _hub_answer(401, {"message": "token expired"}),
-    "hub-403": _hub_answer(403, {"message": "missing scope"}),
+    "hub-403": _hub_answer(403, {"message": "not yours"}),
     "hub-404": _hub_answer(404, {"message": "no such user"}),
     "hub-500": _hub_answer(500, {"message": "boom"}),
     "hub-502-html": _hub_answer(502, b"<html><body>Bad Gateway</body></html>", "text/html"),
-    "hub-bad-document": _hub_answer(200, {"version": 2, "token": {}}),
+    "hub-bad-document": _hub_answer(200, {"version": 1, "token": {}}),
     "hub-api-url-not-http": lambda c: _pull(c, "hub:8081"),
     "hub-200-not-json": _hub_answer(200, b"<html>JupyterHub</html>", "text/html"),
     "hub-auth-server-not-object": s_hub_server_not_object,
