@@ -40,8 +40,9 @@ class CredentialKeeper(LoggingConfigurable):
     async def status(self, *, owner: bool = True) -> dict[str, Any]:
         # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
         store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
-        status = compute_status(await self._snapshot(store), warning_days=self.warning_days)
-        status["hub"] = self.hub.info(owner=owner)
+        # The Hub link's state (renewal failing, login ended, caller not the owner) is part of the one state machine.
+        hub = self.hub.info(owner=owner)
+        status = compute_status(await self._snapshot(store), warning_days=self.warning_days, hub=hub)
         if not owner:
             status = _without_identity(status)
         return status
