@@ -188,6 +188,7 @@ class HubInThread:
         config = Config()
         config.Authenticator.enable_auth_state = True
         config.Authenticator.admin_users = {"admin"}
+        config.JupyterHub.cookie_secret = os.urandom(32)  # in memory: no cookie-secret file in the working directory
         self.app = MockHub(config=config, authenticator_class=AdminPageAuthenticator)
         await self.app.initialize([])
         await self.app.start()
