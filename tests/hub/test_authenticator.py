@@ -319,3 +319,31 @@ async def test_server_records_bind_pulls_to_running_servers():
     await a.post_spawn_stop(user, spawner)
     state = await user.get_auth_state()
     assert state["qcs"]["servers"] == {} and state["qcs"]["session_refresh_token"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_slow_idp_times_out_after_refresh_timeout():
+    """A token endpoint that does not answer in time: the refresh gives up after ``refresh_timeout``, keeps the
+    tokens, reports ``timeout`` and backs off (real HTTP on loopback, tornado's own client)."""
+    import socket
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers
+    try:
+        a = QCSAuthenticator(issuer=ISSUER, client_id="c", refresh_timeout=0.5)
+        a._discovery = DISCOVERY
+        a.token_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/token"
+        a.http_client = AsyncHTTPClient(force_instance=True)
+        user = FakeUser(state=stale_state())
+        started = time.monotonic()
+        result = await a.ensure_fresh(user)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert 0.4 <= elapsed < 5, elapsed
+    assert result.error and "could not be reached" in result.error and not result.relogin
+    assert user.state["qcs"]["last_refresh_outcome"] == "timeout"
+    assert user.state["access_token"] == stale_state()["access_token"] or user.state["access_token"]
