@@ -7,6 +7,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -44,7 +45,11 @@ class Goal:
 
 @dataclass
 class Figure:
-    """One measured figure: its value against its goal, with the raw numbers behind it in ``details``."""
+    """One measured figure: its value against its goal, with the raw numbers behind it in ``details``.
+
+    ``problems`` are things seen while measuring that make the value untrustworthy or the run wrong (an answer
+    that was not 200, a refresh that never happened): any of them fails the figure whatever its value.
+    """
 
     id: str
     name: str
@@ -54,11 +59,14 @@ class Figure:
     details: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float | None = None
+    problems: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool | None:
         if self.error is not None or self.goal is None:
             return None
+        if self.problems:
+            return False
         return self.goal.met(self.value)
 
     def to_json(self) -> dict[str, Any]:
@@ -93,15 +101,38 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float], scale: float = 1.0, digits: int = 2) -> dict[str, float | int]:
-    """n, median, p95, min, max (each multiplied by ``scale``, e.g. 1000 for ms)."""
+    """n, median, quartiles, p95, min, max (each multiplied by ``scale``, e.g. 1000 for ms)."""
     if not values:
         return {"n": 0}
     return {
         "n": len(values),
         "median": round(statistics.median(values) * scale, digits),
+        "p25": round(percentile(values, 25) * scale, digits),
+        "p75": round(percentile(values, 75) * scale, digits),
         "p95": round(percentile(values, 95) * scale, digits),
         "min": round(min(values) * scale, digits),
         "max": round(max(values) * scale, digits),
+    }
+
+
+def ratio_of_medians(
+    a: list[float], b: list[float], resamples: int = 2000, confidence: float = 0.9
+) -> dict[str, float | int]:
+    """median(a) / median(b), with a bootstrap interval (fixed seed, so a run is reproducible from its numbers).
+
+    The interval is the spread a reader needs to judge a ratio near its goal: a median of 20 noisy spawns moves.
+    """
+    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
+    ratios = sorted(
+        statistics.median(rnd.choices(a, k=len(a))) / statistics.median(rnd.choices(b, k=len(b)))
+        for _ in range(resamples)
+    )
+    tail = (1 - confidence) / 2 * 100
+    return {
+        "ratio": round(statistics.median(a) / statistics.median(b), 3),
+        f"ci{round(confidence * 100)}_low": round(percentile(ratios, tail), 3),
+        f"ci{round(confidence * 100)}_high": round(percentile(ratios, 100 - tail), 3),
+        "resamples": resamples,
     }
 
 

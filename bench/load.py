@@ -1,15 +1,25 @@
 """P7 (``--load``): 200 users log in through the IdP form, then each makes a refresh-triggering request after
-their access token expired; errors, total time, and the Hub's event-loop lag.
+their access token expired; the same load runs against a plain ``GenericOAuthenticator`` Hub in the same run.
+The figure is the Hub's event-loop lag under that load, QCS Hub ÷ plain Hub; any error fails it.
 
-Logins and requests run on a bounded pool of threads (20). The lag is the latency of a cheap Hub request,
-``GET /hub/api/`` on the Hub's own port (not through the proxy), sampled every 100 ms from a separate thread:
-at idle before the load, then during the logins and during the refreshes. A rotating IdP with a short
-access-token lifetime; ``auth_refresh_age=1`` so each request asks the authenticator.
+Two Hubs of the same kind (``LocalHub`` with QCSAuthenticator and ``BaselineHub``) against one rotating IdP with
+short-lived access tokens and ``auth_refresh_age=1`` on both, so each request asks the authenticator. Users come
+in chunks of ``CHUNK``, each chunk on a bounded pool of threads; chunks alternate between the Hubs (qcs, plain,
+then plain, qcs, ...) so that other load on the machine falls on both alike. Only one Hub is under load at a time.
+
+The lag is the latency of a cheap Hub request, ``GET /hub/api/`` on the loaded Hub's own port (not through the
+proxy), sampled every 100 ms from a separate thread over one keep-alive connection. Figure: median lag during
+the load (logins and refreshes) of the QCS Hub ÷ that of the plain Hub, with a bootstrap interval.
+
+Errors (per Hub; any error of either Hub fails the figure, since a Hub that drops work is not comparable):
+a login that failed; a request not answered 200; a refresh that failed at the IdP; a refresh that never
+happened (the user's access token in auth_state is the same after the request as before it).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import http.client
 import threading
 import time
@@ -18,26 +28,28 @@ from typing import Any
 
 import requests
 
-from .common import Figure, Goal, Options, Ticker, sleep_until_epoch, summary
-from .stacks import LocalHub, login_with_http, qcs_stack
+from qcs_jupyter.credentials.tokens import jwt_expiry
 
-GOAL = Goal("==", 0)
+from .common import Figure, Goal, Options, Ticker, ratio_of_medians, sleep_until_epoch, summary
+from .stacks import CLIENT_ID, BaselineHub, LocalHub, free_port, login_with_http, make_idp
+
+GOAL = Goal("<=", 1.1)
 TTL = 30
+CHUNK = 20
 SAMPLE_EVERY_S = 0.1
+LABELS = ("qcs", "generic")
 
 
 class LagProbe:
-    """Times ``GET /hub/api/`` on the Hub's port over one keep-alive connection; samples tagged by phase."""
+    """Times ``GET /hub/api/`` on one Hub's port over one keep-alive connection; samples tagged by phase."""
 
     def __init__(self, hub: LocalHub) -> None:
         self.port = hub.hub_port
-        self.phase = "idle"
         self.samples: dict[str, list[float]] = {}
         self.failures = 0
         self._conn: http.client.HTTPConnection | None = None
 
-    def sample(self) -> None:
-        phase = self.phase
+    def sample(self, phase: str) -> None:
         started = time.perf_counter()
         try:
             if self._conn is None:
@@ -57,94 +69,189 @@ class LagProbe:
             self.failures += 1
 
 
-def _pool_map(fn: Callable[[int], Any], n: int, threads: int) -> tuple[list[Any], float]:
+class Probes:
+    """Samples whichever Hub is under load now (``active``), tagging the sample with the current ``phase``."""
+
+    def __init__(self, hubs: dict[str, LocalHub]) -> None:
+        self.probes = {label: LagProbe(hub) for label, hub in hubs.items()}
+        self.active, self.phase = LABELS[0], "idle"
+
+    def set(self, label: str, phase: str) -> None:
+        self.active, self.phase = label, phase
+
+    def sample(self) -> None:
+        self.probes[self.active].sample(self.phase)
+
+
+def _pool_map(fn: Callable[[str], Any], items: list[str], threads: int) -> float:
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        results = list(pool.map(fn, range(n), timeout=900))
-    return results, time.perf_counter() - started
+        list(pool.map(fn, items, timeout=900))
+    return time.perf_counter() - started
+
+
+def _token_id(state: dict[str, Any] | None) -> str | None:
+    """A one-way fingerprint of the access token in auth_state (the token itself is never kept or shown)."""
+    token = (state or {}).get("access_token")
+    return hashlib.sha256(token.encode()).hexdigest()[:16] if isinstance(token, str) else None
+
+
+def _expires_at(state: dict[str, Any] | None) -> float:
+    token = (state or {}).get("access_token")
+    expiry = jwt_expiry(token) if isinstance(token, str) else None
+    return expiry.timestamp() if expiry else 0.0
+
+
+class Side:
+    """One Hub's share of the run: its users, their sessions, its errors and what its chunks cost the IdP."""
+
+    def __init__(self, label: str, hub: LocalHub, users: int) -> None:
+        self.label, self.hub = label, hub
+        self.names = [f"load-{label}-{i:03d}" for i in range(users)]
+        self.sessions: dict[str, requests.Session] = {}
+        self.errors: list[str] = []
+        self.idp: dict[str, int] = {"refresh_calls": 0, "refresh_failed": 0}
+        self.seconds: dict[str, float] = {"logins": 0.0, "refreshes": 0.0}
+        self._lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
+
+    def login(self, name: str) -> None:
+        try:
+            self.sessions[name] = login_with_http(self.hub, name)
+        except Exception as e:
+            self.note(f"login {name}: {type(e).__name__}: {str(e)[:120]}")
+
+    def refresh(self, name: str) -> None:
+        """One request after expiry, which must be answered 200 (``check_refreshed`` then looks at the tokens)."""
+        session = self.sessions.get(name)
+        if session is None:
+            return
+        try:
+            code = session.get(f"{self.hub.url}/hub/api/user", timeout=60).status_code
+        except requests.RequestException as e:
+            self.note(f"request {name}: {type(e).__name__}")
+            return
+        if code != 200:
+            self.note(f"request {name}: HTTP {code}")
+
+    def token_ids(self) -> dict[str, str | None]:
+        return {name: _token_id(self.hub.auth_state(name)) for name in self.sessions}
+
+    def check_refreshed(self, before: dict[str, str | None]) -> None:
+        """A refresh that never happened is an error too: the access token must differ from the one before."""
+        for name, token in self.token_ids().items():
+            if token is None or token == before.get(name):
+                self.note(f"refresh of {name} never happened (same access token before and after its request)")
 
 
 def run(opts: Options) -> Figure:
     users, threads, idle_s = (20, 5, 3.0) if opts.quick else (200, 20, 10.0)
-    names = [f"load-{i:03d}" for i in range(users)]
-    sessions: list[requests.Session | None] = [None] * users
-    errors: list[str] = []
-    lock = threading.Lock()
+    ports = [free_port(), free_port()]
+    with make_idp(opts.workdir / "idp", ports, access_token_ttl=TTL, rotate_refresh_tokens=True) as idp:
+        qcs = LocalHub(opts.workdir / "qcs", idp, port=ports[0], client_id=CLIENT_ID, auth_refresh_age=1)
+        base = BaselineHub(opts.workdir / "generic", idp, port=ports[1], client_id=CLIENT_ID, auth_refresh_age=1)
+        with qcs, base:
+            sides = {"qcs": Side("qcs", qcs, users), "generic": Side("generic", base, users)}
+            probes = Probes({label: side.hub for label, side in sides.items()})
+            ticker = Ticker(probes.sample, SAMPLE_EVERY_S, max_calls=int(7200 / SAMPLE_EVERY_S))
+            ticker.start()
+            try:
+                for label in LABELS:
+                    probes.set(label, "idle")
+                    time.sleep(idle_s)
 
-    def note(message: str) -> None:
-        with lock:
-            errors.append(message)
+                def phase(name: str, work: Callable[[Side], Callable[[str], None]]) -> None:
+                    chunks = range(0, users, CHUNK)
+                    for k, first in enumerate(chunks):
+                        for label in LABELS if k % 2 == 0 else tuple(reversed(LABELS)):
+                            side = sides[label]
+                            before = idp.stats()
+                            probes.set(label, name)
+                            side.seconds[name] += _pool_map(work(side), side.names[first : first + CHUNK], threads)
+                            probes.set(label, "between")
+                            after = idp.stats()
+                            side.idp["refresh_calls"] += after["token_requests"].get("refresh_token", 0) - before[
+                                "token_requests"
+                            ].get("refresh_token", 0)
+                            side.idp["refresh_failed"] += after.get("refresh_failed", 0) - before.get(
+                                "refresh_failed", 0
+                            )
 
-    with qcs_stack(opts.workdir, ttl=TTL, rotate=True, auth_refresh_age=1) as hub:
-        probe = LagProbe(hub)
-        ticker = Ticker(probe.sample, SAMPLE_EVERY_S, max_calls=int(3600 / SAMPLE_EVERY_S))
-        ticker.start()
-        try:
-            time.sleep(idle_s)
-
-            def login(i: int) -> None:
-                try:
-                    sessions[i] = login_with_http(hub, names[i])
-                except Exception as e:
-                    note(f"login {names[i]}: {type(e).__name__}: {str(e)[:120]}")
-
-            probe.phase = "logins"
-            _, login_s = _pool_map(login, users, threads)
-            probe.phase = "waiting"
-            opts.say(f"P7 {users} logins in {login_s:.1f} s; waiting for the tokens to expire")
-            latest = max((hub.auth_state(n) or {}).get("qcs", {}).get("access_token_expires_at") or 0 for n in names)
-            sleep_until_epoch(latest + 0.5, TTL + 600)
-            hub.idp.reset_stats()
-
-            def refresh(i: int) -> None:
-                session = sessions[i]
-                if session is None:
-                    return
-                try:
-                    code = session.get(f"{hub.url}/hub/api/user", timeout=60).status_code
-                    if code != 200:
-                        note(f"request {names[i]}: HTTP {code}")
-                except requests.RequestException as e:
-                    note(f"request {names[i]}: {type(e).__name__}")
-
-            probe.phase = "refreshes"
-            _, refresh_s = _pool_map(refresh, users, threads)
-            probe.phase = "after"
-        finally:
-            ticker.stop()
-        stats = hub.idp.stats()
-    idle = probe.samples.get("idle", [])
-    loaded = probe.samples.get("logins", []) + probe.samples.get("refreshes", [])
-    idle_p = summary(idle, 1000)
-    load_p = summary(loaded, 1000)
-    refreshes = stats["token_requests"].get("refresh_token", 0)
-    opts.say(f"P7 refreshes in {refresh_s:.1f} s; {len(errors)} error(s); IdP refresh calls {refreshes}")
+                phase("logins", lambda side: side.login)
+                opts.say(
+                    "P7 logins: "
+                    + ", ".join(f"{s.label} {users} in {s.seconds['logins']:.1f} s" for s in sides.values())
+                    + "; waiting for the tokens to expire"
+                )
+                latest = max(
+                    _expires_at(side.hub.auth_state(name)) for side in sides.values() for name in side.sessions
+                )
+                sleep_until_epoch(latest + 0.5, TTL + 600)
+                before = {label: side.token_ids() for label, side in sides.items()}
+                phase("refreshes", lambda side: side.refresh)
+            finally:
+                ticker.stop()
+            for label, side in sides.items():
+                side.check_refreshed(before[label])
+    lag = {label: probes.probes[label].samples for label in LABELS}
+    loaded = {label: lag[label].get("logins", []) + lag[label].get("refreshes", []) for label in LABELS}
+    problems = [
+        f"{label}: {len(sides[label].errors)} error(s), first: {sides[label].errors[0]}"
+        for label in LABELS
+        if sides[label].errors
+    ]
+    problems += [
+        f"{label}: {sides[label].idp['refresh_failed']} refresh(es) failed at the IdP"
+        for label in LABELS
+        if sides[label].idp["refresh_failed"]
+    ]
+    spread = ratio_of_medians(loaded["qcs"], loaded["generic"]) if all(loaded.values()) else None
+    opts.say(
+        "P7 "
+        + "; ".join(
+            f"{label}: {len(sides[label].errors)} error(s), {sides[label].idp['refresh_calls']} IdP refresh call(s)"
+            for label in LABELS
+        )
+    )
+    details: dict[str, Any] = {
+        "users_each": users,
+        "threads": threads,
+        "chunk": CHUNK,
+        "access_token_ttl_s": TTL,
+        "lag_ratio_spread": spread,
+        "p95_lag_ratio": round(summary(loaded["qcs"], 1000)["p95"] / summary(loaded["generic"], 1000)["p95"], 3)
+        if spread
+        else None,
+        "probe": f"GET /hub/api/ on the loaded Hub's own port every {SAMPLE_EVERY_S * 1000:.0f} ms, keep-alive",
+    }
+    for label in LABELS:
+        side = sides[label]
+        details[label] = {
+            "errors": len(side.errors),
+            "errors_first": side.errors[:10],
+            "login_phase_s": round(side.seconds["logins"], 2),
+            "refresh_phase_s": round(side.seconds["refreshes"], 2),
+            "logins_per_s": round(users / side.seconds["logins"], 2) if side.seconds["logins"] else None,
+            "idp_refresh_calls": side.idp["refresh_calls"],
+            "idp_refresh_failed": side.idp["refresh_failed"],
+            "hub_lag_ms": {
+                "idle": summary(lag[label].get("idle", []), 1000),
+                "during_logins": summary(lag[label].get("logins", []), 1000),
+                "during_refreshes": summary(lag[label].get("refreshes", []), 1000),
+                "during_load": summary(loaded[label], 1000),
+                "probe_failures": probes.probes[label].failures,
+            },
+        }
     return Figure(
         id="P7",
-        name=f"load: {users} users log in, then refresh after expiry — errors",
-        value=len(errors),
-        unit="errors",
+        name=f"load: {users} users log in and refresh — Hub lag, QCS ÷ plain GenericOAuthenticator (median)",
+        value=spread["ratio"] if spread else None,
+        unit="ratio",
         goal=GOAL,
-        details={
-            "users": users,
-            "threads": threads,
-            "login_phase_s": round(login_s, 2),
-            "refresh_phase_s": round(refresh_s, 2),
-            "total_s": round(login_s + refresh_s, 2),
-            "logins_per_s": round(users / login_s, 2),
-            "idp_refresh_calls": refreshes,
-            "idp_refresh_failed": stats.get("refresh_failed"),
-            "errors_first": errors[:10],
-            "hub_lag_ms": {
-                "idle": idle_p,
-                "during_logins": summary(probe.samples.get("logins", []), 1000),
-                "during_refreshes": summary(probe.samples.get("refreshes", []), 1000),
-                "during_load": load_p,
-                "p50_ratio_load_to_idle": round(load_p["median"] / idle_p["median"], 2) if idle and loaded else None,
-                "p95_ratio_load_to_idle": round(load_p["p95"] / idle_p["p95"], 2) if idle and loaded else None,
-                "probe_failures": probe.failures,
-                "probe": f"GET /hub/api/ on the Hub's own port every {SAMPLE_EVERY_S * 1000:.0f} ms, keep-alive",
-            },
-            "access_token_ttl_s": TTL,
-        },
+        details=details,
+        problems=problems,
+        error=None if spread else "no lag samples during the load on one of the Hubs",
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import handoff, heldclient, idle, load, refresh, size, spawn, status
+from . import handoff, heldclient, idle, install, load, refresh, size, spawn, status
 from .common import REPO, Figure, Options, machine_info
 
 FIGURES: dict[str, ModuleType] = {
@@ -35,8 +35,9 @@ FIGURES: dict[str, ModuleType] = {
     "P6": idle,
     "P7": load,
     "P9": heldclient,
+    "P10": install,
 }
-DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6", "P9"]
+DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6", "P9", "P10"]
 RESULTS = REPO / "bench" / "results"
 
 
@@ -96,6 +97,10 @@ def table(figures: list[Figure]) -> str:
     for f in figures:
         if f.error:
             lines.append(f"{f.id} could not be measured: {f.error.splitlines()[0]}")
+        for problem in f.problems[:5]:
+            lines.append(f"{f.id} fails: {problem}")
+        if len(f.problems) > 5:
+            lines.append(f"{f.id} fails: ... and {len(f.problems) - 5} more (see the JSON)")
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ c.GenericOAuthenticator.username_claim = "preferred_username"
 c.GenericOAuthenticator.enable_auth_state = True
 c.GenericOAuthenticator.oauth_callback_url = {self.callback_url!r}
 c.GenericOAuthenticator.allow_all = True
+c.GenericOAuthenticator.auth_refresh_age = {self.auth_refresh_age}
 """
 
 

@@ -3,7 +3,8 @@
 One plain ``jupyter server`` with the extension over a temporary HOME with credentials. The client keeps N
 keep-alive connections busy from one selector loop over raw sockets (far lighter than ``requests``, so the
 server, not the client, is what saturates), hitting one endpoint for a fixed time; rounds alternate the endpoints
-(A,B then B,A) to cancel drift. The server's CPU time per request is reported beside the rates. ``--profile`` (or a ratio under
+(A,B then B,A) to cancel drift. Any answer other than 200, on either endpoint, fails the figure (an error page is
+fast, not throughput). The server's CPU time per request is reported beside the rates. ``--profile`` (or a ratio under
 the goal) runs the server once more under cProfile and reports where the status handler's time goes.
 """
 
@@ -77,6 +78,7 @@ def hammer(server: JupyterProc, path: str, seconds: float, concurrency: int) -> 
     sel = selectors.DefaultSelector()
     latencies: list[float] = []
     errors = 0
+    first_error: str | None = None
     started = time.monotonic()
     deadline = started + seconds
     conns = [_Conn(server.port, request) for _ in range(concurrency)]
@@ -97,7 +99,9 @@ def hammer(server: JupyterProc, path: str, seconds: float, concurrency: int) -> 
             if status is None:
                 continue
             latencies.append(time.perf_counter() - conn.sent_at)
-            errors += status != 200
+            if status != 200:
+                errors += 1
+                first_error = first_error or f"HTTP {status}"
             if time.monotonic() < deadline:
                 conn.send()
             else:
@@ -109,11 +113,21 @@ def hammer(server: JupyterProc, path: str, seconds: float, concurrency: int) -> 
         conn.sock.close()
     sel.close()
     cpu = (sum(proc.cpu_times()[:2]) - cpu_before) if proc else None
-    return {"requests": len(latencies), "errors": errors, "wall": wall, "latencies": latencies, "server_cpu": cpu}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "first_error": first_error,
+        "wall": wall,
+        "latencies": latencies,
+        "server_cpu": cpu,
+    }
 
 
 def _measure(server: JupyterProc, rounds: int, seconds: float, concurrency: int, say) -> dict[str, dict[str, Any]]:
-    totals = {name: {"requests": 0, "errors": 0, "wall": 0.0, "latencies": [], "server_cpu": 0.0} for name in ENDPOINTS}
+    totals = {
+        name: {"requests": 0, "errors": 0, "first_error": None, "wall": 0.0, "latencies": [], "server_cpu": 0.0}
+        for name in ENDPOINTS
+    }
     for path in ENDPOINTS.values():  # warm-up, not counted
         hammer(server, path, min(1.0, seconds), concurrency)
     for r in range(rounds):
@@ -122,6 +136,7 @@ def _measure(server: JupyterProc, rounds: int, seconds: float, concurrency: int,
             result = hammer(server, path, seconds, concurrency)
             for key in ("requests", "errors", "wall"):
                 totals[name][key] += result[key]
+            totals[name]["first_error"] = totals[name]["first_error"] or result["first_error"]
             totals[name]["latencies"].extend(result["latencies"])
             totals[name]["server_cpu"] += result["server_cpu"] or 0.0
             say(f"P3 round {r + 1}/{rounds} {name}: {result['requests'] / result['wall']:.0f} req/s")
@@ -232,6 +247,13 @@ def run(opts: Options) -> Figure:
         totals = _measure(server, rounds, seconds, concurrency, opts.say)
     described = {name: _describe(total) for name, total in totals.items()}
     ratio = described["qcs"]["requests_per_s"] / described["baseline"]["requests_per_s"]
+    # A fast error page is not throughput: any answer but 200, on either side, fails the figure.
+    problems = [
+        f"{described[name]['errors']} of {described[name]['requests']} answers of {ENDPOINTS[name]} were not 200"
+        f" (first: {totals[name]['first_error']})"
+        for name in ENDPOINTS
+        if described[name]["errors"]
+    ]
     details: dict[str, Any] = {
         "qcs_jupyter_status": described["qcs"],
         "api_status": described["baseline"],
@@ -251,4 +273,5 @@ def run(opts: Options) -> Figure:
         unit="ratio",
         goal=GOAL,
         details=details,
+        problems=problems,
     )
