@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import requests
 from jupyter_client import BlockingKernelClient
 
 from .conftest import ACCESS_TOKEN_TTL, spawn, stack
-
-
-def _environ_of(match: bytes) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if match in (proc / "cmdline").read_bytes():
-                found.append((proc / "environ").read_bytes().decode(errors="replace"))
-        except OSError:
-            continue
-    return found
+from .procs import environ_of
 
 
 def _kernel_environ(hub, user: str, session: requests.Session) -> dict[str, str]:
@@ -80,7 +67,7 @@ def test_no_token_value_anywhere(tmp_path):
         third = hub.auth_state("lee")
         secrets = {
             s[k] for s in (first, second, third) for k in ("access_token", "refresh_token", "id_token") if s.get(k)
-        }
+        } | {s["qcs"]["session_refresh_token"] for s in (first, second, third)}
         assert len(secrets) >= 5  # three access tokens, rotated refresh tokens, id tokens
 
         # Positive control: the search finds a token where it belongs.
@@ -89,8 +76,15 @@ def test_no_token_value_anywhere(tmp_path):
         assert "[D " in log and "qcs-jupyter: QCS credentials for profile" in log  # DEBUG logs of Hub and server
         places = {"hub+server log": log, "idp log": hub.idp.log_text(), "kernel environ": json.dumps(kernel_env)}
         places.update({f"response {i}": text for i, text in enumerate(responses)})
-        places.update({f"server environ {i}": env for i, env in enumerate(_environ_of(b"jupyterhub.singleuser"))})
-        places.update({f"kernel process environ {i}": env for i, env in enumerate(_environ_of(b"ipykernel_launcher"))})
+        places.update(
+            {f"server environ {i}": env for i, env in enumerate(environ_of(hub.proc.pid, b"jupyterhub.singleuser"))}
+        )
+        places.update(
+            {
+                f"kernel process environ {i}": env
+                for i, env in enumerate(environ_of(hub.proc.pid, b"ipykernel_launcher"))
+            }
+        )
         assert any(k.startswith("server environ") for k in places) and any(
             k.startswith("kernel process") for k in places
         )
