@@ -187,6 +187,26 @@ def backup_file(dir_fd: int, path: Path, data: str | bytes, reason: str) -> Path
     return backup
 
 
+_TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+
+
+def remove_stale_temp_files(dir_fd: int) -> list[str]:
+    """Remove the temp files a killed writer left (``write_atomic``'s ``.NAME.<hex>.tmp``: they hold tokens).
+
+    Call it only under ``writer_lock`` of this directory: every writer of ours holds that lock, so a temp file
+    found then belongs to no running write.
+    """
+    removed = []
+    for entry in os.listdir(dir_fd):
+        if not _TEMP_FILE.fullmatch(entry):
+            continue
+        with contextlib.suppress(OSError):  # best effort, like the pruning of backups
+            if stat.S_ISREG(os.stat(entry, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.unlink(entry, dir_fd=dir_fd)
+                removed.append(entry)
+    return removed
+
+
 def prune_backups(dir_fd: int, name: str, keep: int = BACKUPS_KEPT) -> list[str]:
     """Remove all but the newest ``keep`` backups (``NAME.corrupt-*``, ``NAME.replaced-*``) of ``name``."""
     pattern = re.compile(re.escape(name) + r"\.(?:corrupt|replaced)-([0-9]{8}T[0-9]{12}Z)")

@@ -234,6 +234,9 @@ class CredentialStore:
                 safefile.open_dir(secrets_path.parent, create=True, tighten=self.paths.default_dir)
             )
             stack.enter_context(safefile.writer_lock(secrets_path.parent))
+            # A writer killed mid-write left its temp file (tokens) behind; under the lock none is in flight. A
+            # separate settings directory is left alone: another store may write there under another lock.
+            safefile.remove_stale_temp_files(secrets_fd)
             if settings_path.parent == secrets_path.parent:
                 settings_fd = secrets_fd
             else:

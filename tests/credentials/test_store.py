@@ -396,3 +396,20 @@ def test_hub_managed_age_is_the_real_refresh_tokens(qcs_dir, make_jwt):
     assert CredentialStore().read().refresh_token_obtained_at() == (real_obtained, False)
     meta = (qcs_dir / METADATA_NAME).read_text()
     assert "session-1" not in meta
+
+
+def test_stale_temp_files_removed_under_the_lock_only_ours(qcs_dir, token_response):
+    qcs_dir.mkdir(mode=0o700)
+    ours = [
+        ".secrets.toml.0123456789ab.tmp",
+        ".settings.toml.ba9876543210.tmp",
+        ".secrets.toml.corrupt-x.00aa11bb22cc.tmp",
+    ]
+    theirs = [".secrets.toml.tmp", "notes.0123456789ab.tmp", ".secrets.toml.0123456789AB.tmp", ".x.0123.tmp"]
+    for name in ours + theirs:
+        (qcs_dir / name).write_text("access-token-from-a-killed-writer")
+    (qcs_dir / ".dir.0123456789ab.tmp").mkdir()
+    install(TokenSet.from_response(token_response()))
+    left = {p.name for p in qcs_dir.iterdir()}
+    assert not set(ours) & left
+    assert {*theirs, ".dir.0123456789ab.tmp"} <= left

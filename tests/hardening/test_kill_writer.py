@@ -4,7 +4,7 @@ The writer is a real process running ``CredentialStore().install(...)``; it is k
 loop, and at chosen points of a write (half the temp file written, just before and just after the rename),
 which the child reaches by wrapping ``os.write``/``os.replace`` around the real calls. After each kill the
 files parse, the user's own profile is untouched, one write's tokens are there (never half of two), modes are
-0600, and the next writer gets the lock and succeeds.
+0600, and the next writer gets the lock, succeeds, and removes the killed writer's temp file (it holds tokens).
 """
 
 from __future__ import annotations
@@ -218,10 +218,6 @@ def test_writer_killed_mid_write(seeded, target, stage):
     assert check_whole(qcs) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="safefile.write_atomic never removes a killed writer's temp file (reported: they hold tokens)",
-)
 def test_next_write_removes_a_killed_writers_temp_file(seeded):
     qcs = seeded
     proc = start(STAGED_WRITER, "secrets.toml", "partial", "7")
