@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -10,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-
-import jwt
 
 from .errors import TokenInputError
 
@@ -33,16 +32,17 @@ def rfc3339(dt: datetime) -> str:
     return dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds").replace("+00:00", "Z")
 
 
-#: RFC 3339 as the QCS clients parse it (the Rust ``time`` crate): ``T``, ``t`` or a space between date and time,
-#: any number of fractional digits (both clients write nine), ``Z``/``z`` or a ``±HH:MM`` offset, ASCII digits only.
+#: RFC 3339 as both QCS clients parse it (the Rust ``time`` crate): ``T`` or ``t`` between date and time (0.27 also
+#: takes a space, pyQuil's 0.12.8 does not), any number of fractional digits (both write nine), ``Z``/``z`` or a
+#: ``±HH:MM`` offset, ASCII digits only.
 _RFC3339 = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
     r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 
 
 def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 time exactly as the QCS clients do, on every supported Python; raises ``ValueError``.
+    """Parse an RFC 3339 time as both QCS clients do, on every supported Python; raises ``ValueError`` otherwise.
 
     ``datetime.fromisoformat`` cannot be used: before Python 3.11 it rejects the nine fractional digits the
     clients write (``2026-11-30T01:09:03.523448774Z``). Digits past microseconds are dropped. A leap second is
@@ -82,12 +82,36 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return dict(claims) if claims is not None else None
 
 
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*")
+
+
+def _base64url(segment: bytes) -> bytes:
+    """A JWT segment, decoded as strictly as PyJWT does: base64url, canonical, padded correctly or not at all."""
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1 or not _BASE64URL.fullmatch(stripped):
+        raise ValueError("not base64url")
+    decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise ValueError("not canonical base64url")
+    return decoded
+
+
 @functools.lru_cache(maxsize=64)
 def _decoded_claims(token: str) -> dict[str, Any] | None:
-    # The status is computed on every poll from the same few tokens: decode each once.
+    # The status is computed on every poll from the same few tokens: decode each once. Decoded here rather than
+    # with PyJWT, whose import pulls cryptography's x509 into every server start; no signature is checked anyway.
+    if not isinstance(token, str):
+        return None
     try:
-        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False, "verify_aud": False})
-    except jwt.PyJWTError:
+        signing_input, signature = token.encode("utf-8").rsplit(b".", 1)
+        header_segment, payload_segment = signing_input.split(b".", 1)
+        header = json.loads(_base64url(header_segment))
+        if not isinstance(header, dict) or header.get("b64", True) is False:
+            return None
+        claims = json.loads(_base64url(payload_segment))
+        _base64url(signature)
+    except (ValueError, RecursionError):  # binascii.Error, UnicodeError and JSONDecodeError are ValueErrors
         return None
     return claims if isinstance(claims, dict) else None
 

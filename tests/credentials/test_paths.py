@@ -1,7 +1,7 @@
 """QCS_SETTINGS_FILE_PATH / QCS_SECRETS_FILE_PATH resolved exactly as the QCS clients resolve them.
 
 The rule (both clients run ``shellexpand::env`` on the variable): ``$VAR``, ``${VAR}``, ``${VAR:-default}`` are
-expanded, ``$$`` is ``$``, an unset variable is an error, ``~`` is left alone. The last test asks the real client.
+expanded, ``$$`` is ``$``, an unset variable is an error, ``~`` is left alone. The last test asks both real clients.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from qcs_jupyter.cli import main as cli_main
 from qcs_jupyter.credentials import CredentialStore, QCSPaths, TokenSet, read_status
 from qcs_jupyter.credentials.paths import UnresolvablePath, expand_vars
 from qcs_jupyter.credentials.sdkcheck import check_with_sdk
+
+from .clients import load_with_pyquil
 
 ENV = {"A": "/root-a", "B": "b", "EMPTY": "", "Ré": "/unicode", "A_1": "/a-one"}
 
@@ -145,5 +147,6 @@ def test_the_official_client_resolves_the_same_path(tmp_path, token_response, ra
     if not result["available"]:
         pytest.skip("qcs-api-client-common is not installed")
     assert result["ok"] is ok, result
+    assert load_with_pyquil("default", env)["ok"] is ok  # pyQuil 4.22's core resolves it the same way
     if not ok:
         assert Path(root / "d" / "settings.toml").read_text() == ""
