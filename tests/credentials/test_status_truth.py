@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,9 @@ import tomlkit
 from qcs_jupyter.cli import main as cli_main
 from qcs_jupyter.credentials import AuthServer, CredentialStore, TokenSet, exit_code, read_status
 from qcs_jupyter.credentials.contract import QCSHubInfo
+from qcs_jupyter.credentials.sdkcheck import check_with_sdk
+
+from .clients import load_with_pyquil
 
 HUB_ISSUER = AuthServer("https://hub.example/hub/api/qcs/issuer", "real-client-id")
 SESSION_TOKEN = "hub-session-token-0123456789"
@@ -223,3 +227,68 @@ def test_absurd_exp_is_flagged(qcs_dir, make_jwt):
     status = read_status()
     assert "access_token_implausible" in codes(status)
     assert status["usable"] is True  # the clients do not verify tokens: it still "works" for them
+
+
+# --- the status says "the clients refuse the files" exactly when both real clients do -------------------------------
+LOAD_CODES = {
+    "path_unresolvable",
+    "file_unreadable",
+    "file_corrupt",
+    "settings_missing",
+    "secrets_missing",
+    "profile_missing",
+    "auth_server_missing",
+    "auth_server_incomplete",
+    "token_field_type",
+    "expires_in_type",
+    "updated_at_type",
+    "updated_at_format",
+}
+P = '[profiles.default]\nauth_server_name = "default"\ncredentials_name = "default"\n'
+LOAD_CASES = {
+    "plain": (P, 'access_token = "a"'),
+    "no-settings-content": ("", 'access_token = "a"'),
+    "default-profile-missing": ('default_profile_name = "nope"\n' + P, 'access_token = "a"'),
+    "only-other-profiles": ("[profiles.other]\n", 'access_token = "a"'),
+    "auth-server-named-but-missing": (P.replace('"default"\nc', '"nope"\nc', 1), 'access_token = "a"'),
+    "other-auth-servers-only": (
+        P + '[auth_servers.other]\nclient_id = "c"\nissuer = "https://x"\n',
+        'access_token = "a"',
+    ),
+    "auth-server-without-issuer": (P + '[auth_servers.default]\nclient_id = "c"\n', 'access_token = "a"'),
+    "auth-server-client-id-int": (
+        P + '[auth_servers.default]\nclient_id = 5\nissuer = "https://x"\n',
+        'access_token = "a"',
+    ),
+    "issuer-not-a-url": (P + '[auth_servers.default]\nclient_id = "c"\nissuer = "x"\n', 'access_token = "a"'),
+    "trailing-slash": (P + '[auth_servers.default]\nclient_id = "c"\nissuer = "https://x/"\n', 'access_token = "a"'),
+    "expires-in-u32-max": (P, 'access_token = "a"\nexpires_in = 4294967295'),
+    "expires-in-over-u32": (P, 'access_token = "a"\nexpires_in = 4294967296'),
+    "expires-in-negative": (P, 'access_token = "a"\nexpires_in = -1'),
+    "scope-int": (P, 'access_token = "a"\nscope = 5'),
+    "id-token-array": (P, 'access_token = "a"\nid_token = ["x"]'),
+    "no-access-token": (P, 'refresh_token = "r"'),
+    "empty-access-token": (P, 'access_token = ""'),
+    "nine-digits": (P, 'access_token = "a"\nupdated_at = "2026-11-30T01:09:03.523448774Z"'),
+    "credentials-name-missing": (
+        P.replace('credentials_name = "default"', 'credentials_name = "x"'),
+        'access_token = "a"',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LOAD_CASES))
+def test_status_refuses_exactly_what_both_clients_refuse(home, case):
+    settings, payload = LOAD_CASES[case]
+    qcs = home / ".qcs"
+    qcs.mkdir(mode=0o700)
+    (qcs / "settings.toml").write_text(settings)
+    (qcs / "secrets.toml").write_text("[credentials.default.token_payload]\n" + payload + "\n")
+    status = read_status()
+    refused = {p["code"] for p in status["problems"]} & LOAD_CODES
+    official = check_with_sdk(status["profile"], env=dict(os.environ))
+    if not official["available"]:
+        pytest.skip("qcs-api-client-common is not installed")
+    pyquil = load_with_pyquil(status["profile"], os.environ)
+    assert official["ok"] is pyquil["ok"], (official, pyquil)  # the two clients agree on all of these
+    assert (not refused) is official["ok"], (refused, official)
