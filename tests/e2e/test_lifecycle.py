@@ -107,3 +107,28 @@ c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
         assert after["access_token"] != before["access_token"]
         secrets_file = (hub.home("bea") / ".qcs" / "secrets.toml").read_text()
         assert after["access_token"] in secrets_file  # the running server wrote what the restarted Hub refreshed
+
+
+def test_invalid_grant_while_running_asks_to_log_in_again_once(tmp_path):
+    with stack(tmp_path, rotate=True, ttl=600) as hub:
+        session = spawn(hub, "cy")
+        session.get(f"{hub.url}/user/cy/lab", timeout=60)
+        held = hub.auth_state("cy")["refresh_token"]
+        revoked = requests.post(  # the grant ends at the IdP (an admin there, or the 90 days)
+            f"{hub.idp.issuer}/v1/revoke",
+            data={"token": held, "token_type_hint": "refresh_token", "client_id": hub.client_id},
+            verify=str(hub.idp.ca_path) if hub.idp.ca_path else True,
+            timeout=30,
+        )
+        assert revoked.status_code == 200 and _refused_at_idp(hub, held)
+        time.sleep(5.5)  # past the forced-refresh minimum age
+        hub.idp.reset_stats()
+        status = _refresh(hub, session, "cy")  # "Refresh now": the Hub tries, the IdP says invalid_grant
+        assert status["hub"]["relogin_required"] is True and status["hub"]["login_url"].startswith("/hub/")
+        assert "log in again" in (status["hub"]["last_sync_error"] or "").lower()
+        assert status["usable"]  # the access token still works until it expires
+        assert hub.idp.stats()["token_requests"].get("refresh_token") == 1
+        for _ in range(3):  # the refused token is never sent again
+            _refresh(hub, session, "cy")
+        assert hub.idp.stats()["token_requests"].get("refresh_token") == 1
+        assert "refresh_token" not in hub.auth_state("cy")
