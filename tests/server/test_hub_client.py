@@ -125,6 +125,18 @@ class _Recorder(BaseHTTPRequestHandler):
         pass
 
 
+def _pull_from(client, handler) -> QCSHubClient:
+    """One pull from a stand-in Hub API on loopback served by ``handler``; the pull fails."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hub = client(JUPYTERHUB_API_URL=f"http://127.0.0.1:{server.server_address[1]}/hub/api")
+        assert hub.pull_blocking() is False
+    finally:
+        server.shutdown()
+    return hub
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_refusals_say_what_to_do(client, status):
     class Refuse(_Recorder):
@@ -134,25 +146,13 @@ def test_refusals_say_what_to_do(client, status):
             self.end_headers()
             self.wfile.write(b'{"message": "no"}')
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        hub = client(JUPYTERHUB_API_URL=f"http://127.0.0.1:{server.server_address[1]}/hub/api")
-        assert hub.pull_blocking() is False
-    finally:
-        server.shutdown()
+    hub = _pull_from(client, Refuse)
     assert hub.state.relogin_required is (status == 401)
     assert ("Log in again" if status == 401 else "Restart your server") in hub.state.last_sync_error
 
 
 def test_redirects_are_not_followed_with_the_token(client):
     _Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        hub = client(JUPYTERHUB_API_URL=f"http://127.0.0.1:{server.server_address[1]}/hub/api")
-        assert hub.pull_blocking() is False
-    finally:
-        server.shutdown()
+    hub = _pull_from(client, _Recorder)
     assert [path for path, _ in _Recorder.seen] == ["/hub/api/qcs/credentials/ada"]  # /elsewhere never asked
     assert "HTTP 302" in hub.state.last_sync_error
