@@ -183,6 +183,7 @@ def test_writer_killed_at_random_moments(seeded):
         written = found + 1000  # newer than anything the killed writer may have had in flight
         next_write(written)
         assert check_whole(qcs) == written
+        assert temp_files(qcs) == set(), f"seed {seed}, round {round_}: a killed writer's temp file is left"
     assert check_with_sdk(PROFILE, env=dict(os.environ))["ok"], "the official client cannot load the files"
     # Not asserted (it depends on the disk's fsync time), but reported when the test is run with -s.
     print(f"seed {seed}: {mid_write} of 12 kills landed between a temp file's creation and its rename")
@@ -216,6 +217,7 @@ def test_writer_killed_mid_write(seeded, target, stage):
     check_whole(qcs)
     next_write(8)
     assert check_whole(qcs) == 8
+    assert temp_files(qcs) == set()
 
 
 def test_next_write_removes_a_killed_writers_temp_file(seeded):
