@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and start JupyterLab with qcs-jupyter over a throwaway home holding example QCS credentials.
+# Set up and start the demo: a local identity provider, JupyterHub with QCSAuthenticator and JupyterLab, on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
