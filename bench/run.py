@@ -1,9 +1,9 @@
 """Run the benchmarks, print a table, and write the results (machine, every figure, goal, pass/fail) as JSON.
 
-    .venv/bin/python -m bench                 # P1-P6 and P9
+    .venv/bin/python -m bench                 # P1-P6, P9 and P10
     .venv/bin/python -m bench --quick         # small N and short windows: a smoke run
     .venv/bin/python -m bench --only P1,P3    # some figures
-    .venv/bin/python -m bench --load          # the default figures and the load test P7 (or --only P7)
+    .venv/bin/python -m bench --load          # also the long runs: load test P7 and IdP outage P8
 
 Exit status: 0 when every figure run was measured and met its goal, 1 otherwise.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import handoff, heldclient, idle, install, load, refresh, size, spawn, status
+from . import handoff, heldclient, idle, install, load, outage, refresh, size, spawn, status
 from .common import REPO, Figure, Options, machine_info
 
 FIGURES: dict[str, ModuleType] = {
@@ -34,10 +34,12 @@ FIGURES: dict[str, ModuleType] = {
     "P5": size,
     "P6": idle,
     "P7": load,
+    "P8": outage,
     "P9": heldclient,
     "P10": install,
 }
 DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6", "P9", "P10"]
+LONG = ["P7", "P8"]  # minutes each: only with --load or --only
 RESULTS = REPO / "bench" / "results"
 
 
@@ -46,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small N and short windows (a smoke run)")
-    parser.add_argument("--only", default="", help="comma-separated figure ids, e.g. P1,P3 (P7 is the load test)")
-    parser.add_argument("--load", action="store_true", help="also run the load test P7")
+    parser.add_argument("--only", default="", help="comma-separated figure ids, e.g. P1,P3 (P7, P8 are the long runs)")
+    parser.add_argument("--load", action="store_true", help="also run the long runs: load P7 and IdP outage P8")
     parser.add_argument("--profile", action="store_true", help="P3: also profile the status handler with cProfile")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (default bench/results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs of every process)")
@@ -61,7 +63,7 @@ def selected(args: argparse.Namespace) -> list[str]:
         if unknown:
             raise SystemExit(f"unknown figure id(s): {', '.join(unknown)}; known: {', '.join(FIGURES)}")
         return ids
-    return DEFAULT + (["P7"] if args.load else [])
+    return DEFAULT + (LONG if args.load else [])
 
 
 def run_one(fid: str, run: Callable[[Options], Figure], opts: Options) -> Figure:

@@ -91,6 +91,27 @@ def start_server(hub: LocalHub, user: str, timeout: float = 90.0, poll: float = 
     raise TimeoutError(f"{user}'s server was not ready within {timeout:.0f} s")
 
 
+def server_token(hub: LocalHub, user: str) -> str:
+    """The API token JupyterHub gave ``user``'s running default server (read from its process environment), so a
+    benchmark can call the Hub exactly as that server does. Kept in memory only."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"jupyterhub.singleuser" not in (entry / "cmdline").read_bytes():
+                continue
+            env = dict(
+                item.split("=", 1)
+                for item in (entry / "environ").read_text(errors="replace").split("\0")
+                if "=" in item
+            )
+        except OSError:
+            continue
+        if env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_API_URL") == hub_api_url(hub):
+            return env["JUPYTERHUB_API_TOKEN"]
+    raise RuntimeError(f"no running server of {user} on this Hub")
+
+
 def stop_server(hub: LocalHub, user: str, timeout: float = 60.0, poll: float = 0.05) -> None:
     hub.api("DELETE", f"/users/{user}/server")
     deadline = time.monotonic() + timeout
@@ -111,6 +132,7 @@ __all__ = [
     "login_with_http",
     "make_idp",
     "qcs_stack",
+    "server_token",
     "start_server",
     "stop_server",
 ]
