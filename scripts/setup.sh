@@ -13,7 +13,7 @@ if ! command -v chromium >/dev/null 2>&1 || { [ -x /usr/bin/python3 ] && ! /usr/
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium python3-venv >/dev/null
   else
-    echo "note: chromium is not installed; browser tests will be skipped (sudo apt-get install chromium)" >&2
+    echo "note: chromium is not installed; browser tests will be skipped (and fail in CI): sudo apt-get install chromium" >&2
   fi
 fi
 
