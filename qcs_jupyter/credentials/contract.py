@@ -11,7 +11,7 @@ the shown names, issuer, client id and identity claims, each checked for shape f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -249,14 +249,15 @@ class QCSStatus:
 
     def to_json(self) -> dict[str, Any]:
         """A plain JSON-ready dict (enums as their string values)."""
-        return _plain(asdict(self))
+        return _plain(self)
 
 
 def _plain(value: Any) -> Any:
+    # dataclasses.asdict deep-copies every leaf; the panel polls, so convert directly (the values are immutable).
     if isinstance(value, Enum):
         return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +52,7 @@ FILE_ERROR_CODES = frozenset({Code.FILE_CORRUPT, Code.FILE_UNREADABLE, Code.PATH
 _STRING_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "scope")
 _SHOWN_NAME = re.compile(r"[\w .@+-]{1,64}")
 _CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _HIDDEN = "(not shown: it holds a value from secrets.toml)"
 _ALARMS = frozenset(
     {Code.REFRESH_TOKEN_EXPIRING, Code.REFRESH_TOKEN_EXPIRED, Code.HUB_RENEWAL_FAILING, Code.HUB_RELOGIN_REQUIRED}
@@ -60,6 +61,15 @@ _ALARMS = frozenset(
 
 def problem(code: QCSProblemCode, severity: QCSSeverity, message: str, action: str) -> QCSProblem:
     return QCSProblem(code, severity, message, action)
+
+
+def _once(snap: StoreSnapshot, key: str, compute: Callable[[], Any]) -> Any:
+    """What depends on the files alone, computed once per snapshot: the server re-reads only changed files and
+    hands the same snapshot to every poll until then. (The callers copy what they extend.)"""
+    cache = snap.__dict__.setdefault("_status_parts", {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 # --- part 1: the files -------------------------------------------------------------------------------------------
@@ -183,7 +193,7 @@ def _auth_server(snap: StoreSnapshot, name: str) -> _AuthServerReading:
 
 
 def _shown_issuer(value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) > 2048 or any(c.isspace() or not c.isprintable() for c in value):
+    if not isinstance(value, str) or len(value) > 2048 or _SPACE_OR_CONTROL.search(value):
         return None
     try:
         parts = urlsplit(value)
@@ -301,7 +311,7 @@ def _read_tokens(snap: StoreSnapshot, now: datetime) -> _Tokens:
     access = access if isinstance(access, str) and access else None
     refresh = payload.get("refresh_token")
     expires_at = jwt_expiry(access) if access else None
-    obtained_at, estimated = snap.refresh_token_obtained_at()
+    obtained_at, estimated = _once(snap, "obtained_at", snap.refresh_token_obtained_at)
     age_days = days_left = None
     if obtained_at is not None:
         age_days = max(0.0, (now - obtained_at).total_seconds() / 86400)
@@ -364,10 +374,10 @@ def evaluate(
     """The typed status of one snapshot of the files, with the server's Hub link when there is one."""
     now = now or utcnow()
     hub_info = QCSHubInfo.from_mapping(hub) if hub is not None else None
-    names = _Names(snap)
-    problems = _file_problems(snap) + _profile_problems(snap, names)
-    server = _auth_server(snap, names.auth_server)
-    payload_problems, payload_loads = _payload_problems(snap, names.credentials)
+    names: _Names = _once(snap, "names", lambda: _Names(snap))
+    problems = list(_once(snap, "file", lambda: _file_problems(snap) + _profile_problems(snap, names)))
+    server: _AuthServerReading = _once(snap, "server", lambda: _auth_server(snap, names.auth_server))
+    payload_problems, payload_loads = _once(snap, "payload", lambda: _payload_problems(snap, names.credentials))
     problems += server.problems + payload_problems
     tokens = _read_tokens(snap, now)
     payload = snap.token_payload
@@ -416,7 +426,7 @@ def evaluate(
         profile=names.profile,
         settings_path=str(snap.paths.settings),
         secrets_path=str(snap.paths.secrets),
-        identity=_identity(snap, tokens.access),
+        identity=_once(snap, "identity", lambda: _identity(snap, tokens.access)),
         access_token=QCSAccessToken(
             present=tokens.access is not None,
             expires_at=rfc3339(tokens.expires_at) if tokens.expires_at else None,
@@ -565,7 +575,7 @@ def _claim(claims: Mapping[str, Any], key: str) -> str | None:
     return value if jwt_claims(value) is None else None
 
 
-def _secret_values(snap: StoreSnapshot) -> set[str]:
+def _secret_values(snap: StoreSnapshot) -> frozenset[str]:
     """Every long string in secrets.toml: none of them may appear in what the status shows."""
 
     def walk(value: Any) -> Iterator[str]:
@@ -578,47 +588,46 @@ def _secret_values(snap: StoreSnapshot) -> set[str]:
             for v in value:
                 yield from walk(v)
 
-    return {s for s in walk(snap.secrets) if len(s) >= 12}
+    return frozenset(s for s in walk(snap.secrets) if len(s) >= 12)
+
+
+def _secret_pattern(snap: StoreSnapshot) -> re.Pattern[str] | None:
+    values = _secret_values(snap)
+    return re.compile("|".join(re.escape(v) for v in sorted(values))) if values else None
 
 
 def _without_file_values(status: QCSStatus, snap: StoreSnapshot) -> QCSStatus:
     """The last line of defence: a shown string that contains a value from secrets.toml is replaced."""
-    secrets = _secret_values(snap)
-    if not secrets:
-        return status
+    secrets = _once(snap, "secrets", lambda: _secret_pattern(snap))
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, str) and any(s in value for s in secrets):
-            return _HIDDEN
-        return value
+    def leaks(value: Any) -> bool:
+        return isinstance(value, str) and secrets.search(value) is not None
 
     def scrub(obj: Any) -> Any:
-        changes = {k: clean(getattr(obj, k)) for k in obj.__dataclass_fields__ if isinstance(getattr(obj, k), str)}
-        return type(obj)(**{**{k: getattr(obj, k) for k in obj.__dataclass_fields__}, **changes})
+        names = obj.__dataclass_fields__
+        if not any(leaks(getattr(obj, k)) for k in names):
+            return obj  # the usual case: nothing to replace, nothing rebuilt
+        return replace(obj, **{k: _HIDDEN for k in names if leaks(getattr(obj, k))})
 
-    return QCSStatus(
-        **{
-            **{k: getattr(status, k) for k in status.__dataclass_fields__},
-            "profile": clean(status.profile),
-            "summary": clean(status.summary),
-            "identity": scrub(status.identity),
-            "auth_server": scrub(status.auth_server),
-            "problems": [scrub(p) for p in status.problems],
-        }
+    if not secrets:
+        return status
+    return replace(
+        scrub(status),
+        identity=scrub(status.identity),
+        auth_server=scrub(status.auth_server),
+        problems=[scrub(p) for p in status.problems],
     )
 
 
 def _for_non_owner(status: QCSStatus) -> QCSStatus:
     """What a user the server is shared with may see: the state, nothing of who owns it, where, or why."""
-    return QCSStatus(
-        **{
-            **{k: getattr(status, k) for k in status.__dataclass_fields__},
-            "settings_path": None,
-            "secrets_path": None,
-            "identity": QCSIdentity(None, None, None),
-            "problems": [],
-            "summary": _OWNER_ONLY[status.state],
-        }
+    return replace(
+        status,
+        settings_path=None,
+        secrets_path=None,
+        identity=QCSIdentity(None, None, None),
+        problems=[],
+        summary=_OWNER_ONLY[status.state],
     )
 
 
