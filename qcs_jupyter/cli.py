@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
 from .credentials import (
@@ -84,6 +85,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     if bool(args.issuer) != bool(args.client_id):
         print("error: --issuer and --client-id go together (the QCS client needs both)", file=sys.stderr)
         return EXIT_UNUSABLE
+    for option, value in (("--issuer", args.issuer), ("--api-url", args.api_url)):
+        if value is not None and not _is_http_url(value):
+            print(f"error: {option} must be an http(s) URL such as https://api.qcs.rigetti.com", file=sys.stderr)
+            return EXIT_UNUSABLE
     server = AuthServer(args.issuer, args.client_id) if args.issuer else None
     try:
         result = CredentialStore(profile=args.profile).install(tokens, auth_server=server, api_url=args.api_url)
@@ -99,6 +104,14 @@ def cmd_install(args: argparse.Namespace) -> int:
             f"Installed credentials for profile '{result.profile}' into {result.settings_path} and {result.secrets_path}."
         )
     return EXIT_OK
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -108,6 +108,7 @@ CATALOGUE: list[Entry] = [
     Entry("install-negative-expires-in", "install", "exit 1: expires_in must be a non-negative integer number of seconds, got -5", KEPT, ("expires_in must be a non-negative integer", "got -5")),
     Entry("install-unknown-wrapper", "install", "exit 1: the token response has no access_token (only `token_payload` wrappers are unwrapped)", KEPT, ("has no access_token",)),
     Entry("install-file-missing", "install", "exit 2: cannot read PATH: No such file or directory", KEPT, ("cannot read", "No such file or directory")),
+    Entry("install-api-url-not-http", "install", "exit 1: --api-url must be an http(s) URL (so must --issuer)", KEPT, ("--api-url must be an http(s) URL",)),
     Entry("install-issuer-without-client-id", "install", "exit 1: --issuer and --client-id go together", KEPT, ("--issuer and --client-id go together",)),
     # --- the Hub's handoff document -------------------------------------------------------------------------------------
     Entry("handoff-wrong-version", "handoff", "ValueError: the Hub sent a credentials document this version of qcs-jupyter does not understand", KEPT, ("does not understand",)),
@@ -667,6 +668,9 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "install-negative-expires-in": lambda c: _bad_install(c, '{"access_token": "a", "expires_in": -5}'),
     "install-unknown-wrapper": lambda c: _bad_install(c, json.dumps({"tokens": c.token_response()})),
     "install-file-missing": s_install_missing_file,
+    "install-api-url-not-http": lambda c: _bad_install(
+        c, json.dumps(c.token_response(exp_in=7200)), "--api-url", "api.qcs.rigetti.com"
+    ),
     "install-issuer-without-client-id": lambda c: _bad_install(
         c, json.dumps(c.token_response(exp_in=7200)), "--issuer", "https://idp.example/o"
     ),
