@@ -42,10 +42,8 @@ class CredentialKeeper(LoggingConfigurable):
         store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
         # The Hub link's state (renewal failing, login ended, caller not the owner) is part of the one state machine.
         hub = self.hub.info(owner=owner)
-        status = compute_status(await self._snapshot(store), warning_days=self.warning_days, hub=hub)
-        if not owner:
-            status = _without_identity(status)
-        return status
+        # A caller this server is shared with gets the state only: compute_status blanks the owner's identity.
+        return compute_status(await self._snapshot(store), warning_days=self.warning_days, hub=hub)
 
     async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
         """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
@@ -55,13 +53,3 @@ class CredentialKeeper(LoggingConfigurable):
         snap = await asyncio.get_running_loop().run_in_executor(None, store.read)
         self._cache = (key, snap)
         return snap
-
-
-def _without_identity(status: dict[str, Any]) -> dict[str, Any]:
-    """What a user this server is shared with may see: the state, nothing of who owns it or where."""
-    identity = status.get("identity")
-    if isinstance(identity, dict):
-        status["identity"] = dict.fromkeys(identity)
-    status["problems"] = []
-    status["settings_path"] = status["secrets_path"] = None
-    return status
