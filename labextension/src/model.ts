@@ -171,7 +171,8 @@ export function deriveView(
   let alert: AlertLevel = 'none';
   if (owner && !usable) {
     alert = 'unusable';
-  } else if (owner && relogin !== null) {
+  } else if (owner && (relogin !== null || state === 'expiring')) {
+    // The server's state says it all: "expiring" is failing renewal or a near 90-day horizon.
     alert = 'warning';
   }
 

@@ -119,12 +119,12 @@ describe('deriveView', () => {
       'unusable'
     ],
     [
-      'server expiring (access token) without a refresh problem',
+      'server expiring (e.g. renewal failing) warns, whatever the cause',
       makeStatus({ state: 'expiring' }),
       0,
       'expiring',
       true,
-      'none'
+      'warning'
     ],
     [
       'server error',
