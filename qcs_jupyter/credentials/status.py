@@ -46,7 +46,7 @@ GET_NEW_CREDENTIALS = (
     "Restart your server from the QCS panel (JupyterHub), run `qcs api auth-get-user`, "
     "or download new tokens from the QCS tokens page and run `qcs-jupyter install TOKENS.json`."
 )
-LOG_IN_AGAIN = "Log out of JupyterHub and log in again (the QCS panel has a button for it)."
+LOG_IN_AGAIN = "Click \"Log in again\" in the QCS panel: you sign in to QCS again and your server and kernels keep running."
 MANAGED_BY_HUB = "jupyterhub"
 FILE_ERROR_CODES = frozenset({Code.FILE_CORRUPT, Code.FILE_UNREADABLE, Code.PATH_UNRESOLVABLE})
 _STRING_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "scope")

@@ -91,7 +91,7 @@ def test_hub_managed_90_day_horizon(hub_files, age_days, state, code, usable):
     status = read_status(hub=hub_info())
     assert (status["state"], status["usable"]) == (state, usable)
     problem = next(p for p in status["problems"] if p["code"] == code)
-    assert "JupyterHub" in problem["message"] and "log in again" in problem["action"]
+    assert "JupyterHub" in problem["message"] and "log in again" in problem["action"].lower()
 
 
 def test_hub_managed_past_horizon_and_expired_is_error(hub_files):
