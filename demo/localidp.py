@@ -35,11 +35,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from qcs_jupyter.qcs import QCS_AUDIENCE  # pyQuil 4's credential core refuses a token without it
+
 from .process import LoggedProcess
 
 IDP_DIR = Path(__file__).resolve().parent / "idp"
-#: The audience of QCS access tokens; pyQuil 4's credential core refuses a token without it.
-QCS_AUDIENCE = "api://qcs"
 
 __all__ = ["IDP_DIR", "QCS_AUDIENCE", "LocalIdP", "LocalIdPError", "ensure_node_modules", "free_port"]
 

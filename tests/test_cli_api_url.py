@@ -13,7 +13,7 @@ import pytest
 import tomlkit
 
 from qcs_jupyter.credentials.sdkcheck import check_with_sdk
-from qcs_jupyter.credentials.store import QCS_API_URL, QCS_GRPC_API_URL
+from qcs_jupyter.qcs import QCS_API_URL, QCS_GRPC_API_URL
 
 #: The console script pip installed beside this Python: the command the README shows.
 COMMAND = Path(sys.executable).with_name("qcs-jupyter")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..qcs import QCS_CLIENT_ID, QCS_ISSUER, REFRESH_TOKEN_LIFETIME_DAYS
 from .contract import (
     QCSAccessToken,
     QCSAuthServer,
@@ -32,13 +33,12 @@ from .contract import (
     QCSStatus,
 )
 from .errors import CredentialFileError
-from .store import QCS_CLIENT_ID, QCS_ISSUER, CredentialStore, StoreSnapshot
+from .store import CredentialStore, StoreSnapshot
 from .tokens import EXPIRES_IN_MAX, implausible_expiry, jwt_claims, jwt_expiry, parse_rfc3339, rfc3339, utcnow
 
 Code, Severity = QCSProblemCode, QCSSeverity
 Problem = QCSProblem  # the name 0.1 exported
 
-REFRESH_TOKEN_LIFETIME_DAYS = 90
 DEFAULT_WARNING_DAYS = 7
 #: An access token that nothing renews turns "expiring" this long before it expires.
 EXPIRING_SOON = timedelta(minutes=5)
@@ -46,7 +46,9 @@ GET_NEW_CREDENTIALS = (
     "Restart your server from the QCS panel (JupyterHub), run `qcs api auth-get-user`, "
     "or download new tokens from the QCS tokens page and run `qcs-jupyter install TOKENS.json`."
 )
-LOG_IN_AGAIN = "Click \"Log in again\" in the QCS panel: you sign in to QCS again and your server and kernels keep running."
+LOG_IN_AGAIN = (
+    'Click "Log in again" in the QCS panel: you sign in to QCS again and your server and kernels keep running.'
+)
 MANAGED_BY_HUB = "jupyterhub"
 FILE_ERROR_CODES = frozenset({Code.FILE_CORRUPT, Code.FILE_UNREADABLE, Code.PATH_UNRESOLVABLE})
 _STRING_FIELDS = ("access_token", "refresh_token", "id_token", "token_type", "scope")

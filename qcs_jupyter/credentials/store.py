@@ -26,15 +26,11 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
+from ..qcs import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 from . import safefile
 from .errors import CredentialFileError
 from .paths import DEFAULT_PROFILE, QCSPaths, profile_from_env
 from .tokens import TOKEN_FIELDS, TokenSet, fingerprint, implausible_expiry, jwt_expiry, parse_rfc3339, rfc3339
-
-QCS_API_URL = "https://api.qcs.rigetti.com"
-QCS_GRPC_API_URL = "https://grpc.qcs.rigetti.com"
-QCS_ISSUER = "https://auth.qcs.rigetti.com/oauth2/aus8jcovzG0gW2TUG355"
-QCS_CLIENT_ID = "0oa3ykoirzDKpkfzk357"
 
 METADATA_NAME = ".qcs-jupyter.json"
 _OTHER_CREDENTIAL_KINDS = ("client_credentials", "externally_managed")

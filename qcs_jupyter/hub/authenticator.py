@@ -29,9 +29,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from traitlets import Float, Integer, Unicode, default, validate
 
 from ..credentials import AuthServer
-from ..credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 from ..credentials.tokens import jwt_expiry
 from ..handoff import ISSUER_ROUTE, build_payload
+from ..qcs import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER, REFRESH_TOKEN_LIFETIME_DAYS
 from . import metrics
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
@@ -156,7 +156,9 @@ class QCSAuthenticator(GenericOAuthenticator):
     refresh_backoff_max = Float(300.0, config=True, help="Longest wait between failed refresh attempts (seconds).")
 
     refresh_token_max_age_days = Float(
-        90.0, config=True, help="Lifetime of a QCS refresh token in days, counted from the login (QCS: 90)."
+        float(REFRESH_TOKEN_LIFETIME_DAYS),
+        config=True,
+        help="Lifetime of a QCS refresh token in days, counted from the login (QCS: 90).",
     )
     refresh_token_warning_days = Float(
         7.0,

@@ -12,8 +12,9 @@ import pytest
 import tomlkit
 
 from qcs_jupyter.credentials import AuthServer, CredentialFileError, CredentialStore, QCSPaths, TokenSet
-from qcs_jupyter.credentials.store import METADATA_NAME, QCS_CLIENT_ID, QCS_ISSUER
+from qcs_jupyter.credentials.store import METADATA_NAME
 from qcs_jupyter.credentials.tokens import fingerprint
+from qcs_jupyter.qcs import QCS_CLIENT_ID, QCS_ISSUER
 from tests.helpers import read_only
 
 USER_SETTINGS = """\

@@ -34,8 +34,8 @@ from hypothesis import strategies as st
 
 from qcs_jupyter.credentials import AuthServer, CredentialStore, QCSPaths, TokenSet
 from qcs_jupyter.credentials.sdkcheck import check_with_sdk
-from qcs_jupyter.credentials.store import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 from qcs_jupyter.credentials.tokens import parse_rfc3339
+from qcs_jupyter.qcs import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER
 
 try:  # a strict TOML parser checks the documents: the standard library's, or the same parser as tomli on 3.10
     import tomllib

@@ -13,9 +13,9 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
 from demo.localidp import LocalIdP, ensure_node_modules, free_port
-from qcs_jupyter.credentials.store import QCS_ISSUER
 from qcs_jupyter.hub import QCSAuthenticator
 from qcs_jupyter.hub.authenticator import DiscoveryError
+from qcs_jupyter.qcs import QCS_ISSUER
 
 ISSUER = "https://idp.example/oauth2/default"
 DISCOVERY = {
