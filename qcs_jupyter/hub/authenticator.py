@@ -562,7 +562,11 @@ class QCSAuthenticator(GenericOAuthenticator):
             s["qcs"].update(
                 logged_out_at=time.time(),
                 session_refresh_token=None,
-                relogin_reason=f"you logged out of QCS ({reason}); log in again",
+                relogin_reason=(
+                    "you logged out; log in again"
+                    if reason == "logout"
+                    else f"your QCS session was ended ({reason}); log in again"
+                ),
             )
 
         await self.update_auth_state(user, drop)
