@@ -11,7 +11,6 @@ the goal) runs the server once more under cProfile and reports where the status 
 from __future__ import annotations
 
 import asyncio
-import functools
 import pstats
 import re
 import selectors
@@ -192,53 +191,28 @@ def profile_status(workdir: Path, seconds: float, concurrency: int) -> dict[str,
 
 
 def compute_status_cost(home: Path, n: int = 2000) -> dict[str, Any]:
-    """In-process: microseconds per ``compute_status`` call, as is and with JWT claims decoded once per token.
-
-    The second number is a what-if for the suggestion in the report (memoize ``jwt_claims``); qcs_jupyter's
-    modules are patched only for the duration of this function.
-    """
+    """In-process: microseconds per ``compute_status`` call, and per ``CredentialKeeper.status()`` (what the status
+    handler runs besides tornado; no Hub here), both over the files in ``home``."""
     from qcs_jupyter.credentials import CredentialStore, QCSPaths, compute_status
-    from qcs_jupyter.credentials import status as status_module
-    from qcs_jupyter.credentials import tokens as tokens_module
+    from qcs_jupyter.server.keeper import CredentialKeeper
 
     snap = CredentialStore(paths=QCSPaths.from_env({}, home=home)).read()
+    started = time.perf_counter()
+    for _ in range(n):
+        compute_status(snap)
+    per_call = (time.perf_counter() - started) / n * 1e6
 
-    def per_call() -> float:
+    async def handler_work() -> float:
+        keeper = CredentialKeeper(log=quiet_logger("status"))
+        await keeper.status()  # fills the snapshot cache, as the first request does
         started = time.perf_counter()
         for _ in range(n):
-            compute_status(snap)
+            await keeper.status()
         return (time.perf_counter() - started) / n * 1e6
 
-    def handler_work() -> float:
-        """What the status handler runs besides tornado: ``ServerCredentials.status()`` (no Hub here)."""
-        from qcs_jupyter.server.credentials import ServerCredentials
-
-        async def loop() -> float:
-            creds = ServerCredentials(env={}, log=quiet_logger("status"))
-            await creds.status()  # fills the snapshot cache, as the first request does
-            started = time.perf_counter()
-            for _ in range(n):
-                await creds.status()
-            return (time.perf_counter() - started) / n * 1e6
-
-        with patched_environ({"HOME": str(home)}):
-            return asyncio.run(loop())
-
-    as_is = per_call()
-    whole = handler_work()
-    original = tokens_module.jwt_claims
-    cached = functools.lru_cache(maxsize=64)(original)
-    try:
-        tokens_module.jwt_claims = status_module.jwt_claims = cached
-        memoized = per_call()
-    finally:
-        tokens_module.jwt_claims = status_module.jwt_claims = original
-    return {
-        "server_credentials_status_us": round(whole, 1),
-        "compute_status_us": round(as_is, 1),
-        "compute_status_with_memoized_jwt_claims_us": round(memoized, 1),
-        "calls": n,
-    }
+    with patched_environ({"HOME": str(home)}, drop_prefixes=("QCS_", "JUPYTERHUB_")):
+        whole = asyncio.run(handler_work())
+    return {"keeper_status_us": round(whole, 1), "compute_status_us": round(per_call, 1), "calls": n}
 
 
 def run(opts: Options) -> Figure:
