@@ -727,6 +727,9 @@ def test_readme_lists_every_catalogue_entry() -> None:
     text = README.read_text(encoding="utf-8")
     assert README_SECTION in text
     section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    rows = [line.strip() for line in section.splitlines() if line.startswith("| `")]
     listed = [row.split("`")[1] for row in rows]
     assert listed == [e.id for e in CATALOGUE], "README table rows must follow CATALOGUE, one per entry, in order"
+    # Whole rows, not just ids: what the user sees and what happens to the files must match the catalogue too.
+    for row, entry in zip(rows, CATALOGUE, strict=True):
+        assert row == f"| `{entry.id}` ({entry.layer}) | {entry.sees} | {entry.files} |", entry.id
