@@ -37,6 +37,7 @@ class FakeIdP:
     def __init__(self, *, token: str = "ok", rotate: bool = True, delay: float = 0.0, discovery=DISCOVERY):
         self.token, self.rotate, self.delay, self.discovery = token, rotate, delay, discovery
         self.calls: list[tuple[str, dict]] = []
+        self.requests: list = []
         self.serial = 0
 
     def count(self, path: str) -> int:
@@ -45,6 +46,7 @@ class FakeIdP:
     async def fetch(self, request, **_):
         form = {k: v[0] for k, v in parse_qs((request.body or b"").decode()).items()}
         self.calls.append((request.url, form))
+        self.requests.append(request)
         await asyncio.sleep(self.delay)
         if request.url.endswith("/.well-known/openid-configuration"):
             return self._answer(request, 200, self.discovery)
@@ -347,3 +349,20 @@ async def test_a_slow_idp_times_out_after_refresh_timeout():
     assert result.error and "could not be reached" in result.error and not result.relogin
     assert user.state["qcs"]["last_refresh_outcome"] == "timeout"
     assert user.state["access_token"] == stale_state()["access_token"] or user.state["access_token"]
+
+
+@pytest.mark.asyncio
+async def test_idp_requests_honour_http_request_kwargs():
+    """Discovery, refresh and revocation go through oauthenticator's http_request_kwargs (proxy, CA)."""
+    idp = FakeIdP()
+    a = authenticator(idp, http_request_kwargs={"ca_certs": "/etc/corp-ca.pem", "proxy_host": "proxy.example"})
+    user = FakeUser(state=stale_state())
+    await a.ensure_fresh(user)
+    await a.revoke_session(user, "logout")
+    for _ in range(50):
+        if idp.count("/v1/revoke"):
+            break
+        await asyncio.sleep(0.01)
+    kinds = {r.url.rsplit("/", 1)[-1] for r in idp.requests}
+    assert {"openid-configuration", "token", "revoke"} <= kinds
+    assert all(r.ca_certs == "/etc/corp-ca.pem" and r.proxy_host == "proxy.example" for r in idp.requests)
