@@ -26,3 +26,20 @@ def new_page(browser, **kwargs):
     page = context.new_page()
     page.set_default_timeout(60_000)
     return page
+
+
+def sign_in(page, hub_url: str, user: str, *, next_path: str | None = None, wait_for: str | None = None) -> None:
+    """Log in through the Hub's login button and the local IdP's form, as a person would."""
+    query = f"?next={next_path.replace('/', '%2F')}" if next_path else ""
+    page.goto(f"{hub_url}/hub/login{query}")
+    page.get_by_role("button", name="Sign in with Rigetti QCS").click()
+    fill_idp_form(page, user)
+    if wait_for:
+        page.wait_for_url(wait_for, timeout=120_000)
+
+
+def fill_idp_form(page, user: str) -> None:
+    """The local IdP's login form (and its consent form, when it asks again)."""
+    page.fill("input[name=login]", user)
+    page.fill("input[name=password]", "any password")
+    page.locator("button[type=submit], input[type=submit]").first.click()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import tomlkit
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from qcs_jupyter.hub.authenticator import FORCED_REFRESH_MIN_AGE
 
-from .browser import launch, new_page
+from .browser import fill_idp_form, launch, new_page, sign_in
 
 
 def access_token(hub, user: str) -> str:
@@ -22,12 +23,7 @@ def test_login_panel_and_restart_to_refresh(rotating_hub):
     with sync_playwright() as playwright:
         browser = launch(playwright)
         page = new_page(browser)
-        page.goto(f"{hub.url}/hub/login")
-        page.get_by_role("button", name="Sign in with Rigetti QCS").click()
-        page.fill("input[name=login]", "kim")
-        page.fill("input[name=password]", "anything")
-        page.locator("button[type=submit], input[type=submit]").first.click()
-        page.wait_for_url("**/user/kim/lab**", timeout=90_000)
+        sign_in(page, hub.url, "kim", wait_for="**/user/kim/lab**")
         item = page.locator(".qcs-jupyter-status-item")
         # Hub-managed 20 s tokens renew on their own: "ok", not an alarm.
         expect(item).to_have_attribute("data-qcs-state", "ok", timeout=60_000)
@@ -48,4 +44,36 @@ def test_login_panel_and_restart_to_refresh(rotating_hub):
         expect(page.locator(".qcs-jupyter-status-item")).to_be_visible(timeout=60_000)
         after = access_token(hub, "kim")
         assert after != before
+        browser.close()
+
+
+def test_log_in_again_in_one_click_keeps_the_server(rotating_hub):
+    """The QCS session ends (an admin revokes it); the panel offers "Log in again"; one click goes through the Hub
+    and the IdP and back to JupyterLab, and the same server holds the new tokens: no restart, kernels survive."""
+    hub = rotating_hub
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = new_page(browser)
+        sign_in(page, hub.url, "lia", wait_for="**/user/lia/lab**")
+        started = hub.api("GET", "/users/lia")["servers"][""]["started"]
+        old = hub.auth_state("lia")["refresh_token"]
+        hub.api("POST", "/qcs/users/lia/revoke", {"reason": "test"})
+        page.locator(".qcs-jupyter-status-item").click()
+        panel = page.locator("#qcs-jupyter-panel")
+        panel.locator("[data-qcs-action=refresh]").click()  # the next pull learns that the login ended
+        login = panel.locator("[data-qcs-action=login]")
+        expect(login).to_have_text("Log in again", timeout=60_000)
+        with page.expect_request(lambda r: r.method == "POST" and "/qcs-jupyter/refresh" in r.url, timeout=120_000):
+            login.click()
+            try:  # the IdP asks again unless its own session is still open
+                page.wait_for_selector("input[name=login]", timeout=5_000)
+                fill_idp_form(page, "lia")
+            except PlaywrightTimeoutError:
+                pass
+        page.wait_for_url("**/user/lia/lab**", timeout=120_000)
+        expect(panel.locator("[data-qcs-action=login]")).to_have_count(0, timeout=60_000)
+        state = hub.auth_state("lia")
+        assert state["refresh_token"] and state["refresh_token"] != old
+        assert access_token(hub, "lia") == state["access_token"]  # the running server wrote the new login's token
+        assert hub.api("GET", "/users/lia")["servers"][""]["started"] == started  # no restart
         browser.close()

@@ -28,7 +28,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from demo.localhub import login_with_http
 
-from .browser import launch, new_page
+from .browser import launch, new_page, sign_in
 from .procs import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,12 +190,7 @@ def test_demo_login_lab_panel_and_ctrl_c(tmp_path):
     with run_demo(tmp_path) as demo, sync_playwright() as playwright:
         browser = launch(playwright)
         page = new_page(browser)
-        page.goto(f"{demo.url}/hub/login")  # the URL the banner prints
-        page.get_by_role("button", name="Sign in with Rigetti QCS").click()
-        page.fill("input[name=login]", "grace")
-        page.fill("input[name=password]", "any password")
-        page.locator("button[type=submit], input[type=submit]").first.click()
-        page.wait_for_url("**/user/grace/lab**", timeout=120_000)
+        sign_in(page, demo.url, "grace", wait_for="**/user/grace/lab**")  # /hub/login: the URL the banner prints
         check_qcs_files(demo, "grace")
         item = page.locator(".qcs-jupyter-status-item")
         expect(item).to_have_attribute("data-qcs-state", re.compile(r"^(ok|expiring)$"), timeout=60_000)
