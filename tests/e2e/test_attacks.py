@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from .conftest import spawn, stack
+from .kernels import Kernel
 from .procs import environ_of
 
 ALICE_SERVER_NAMED = "lab2"
@@ -170,3 +171,29 @@ def test_stopped_servers_token_and_session_token_die(hub):
     for garbage in ("", "qcsj1.YWxpY2U.guess", "qcsj1.bm9ib2R5.x", "not-a-token"):
         answer = requests.post(f"{issuer}/v1/token", data={**form, "refresh_token": garbage}, timeout=30)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+
+
+def test_code_in_another_users_kernel_cannot_pull(hub):
+    """What bob's notebook can do with the token its kernel inherits: its own credentials, never alice's."""
+    code = """
+import json, os, urllib.error, urllib.request
+def pull(name):
+    request = urllib.request.Request(
+        os.environ["JUPYTERHUB_API_URL"] + "/qcs/credentials/" + name,
+        headers={"Authorization": "token " + os.environ["JUPYTERHUB_API_TOKEN"]},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+print("@@result " + json.dumps({name: pull(name) for name in ("bob", "alice", "ALICE", "%61lice")}))
+"""
+    with Kernel(hub, "bob", hub.bob, "python3") as kernel:
+        answers = kernel.call(code)
+    assert answers["bob"][0] == 200  # control: the kernel's token is the server's, and it works for bob
+    for name in ("alice", "ALICE", "%61lice"):
+        status, body = answers[name]
+        assert status == 403, (name, status)
+        for value in _secrets(hub, "alice"):
+            assert value not in body
