@@ -39,6 +39,8 @@ _HUB_LOGGED = re.compile(rf"User {USER} took ([0-9.]+) seconds to start")
 _LISTENING = re.compile(
     r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] Jupyter Server \S+ is running at:", re.M
 )
+# The Hub hands over to the spawner: before it, the Hub's part of a start (auth refresh, pre-spawn hooks).
+_SPAWNING = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) JupyterHub spawner:\d+\] Spawning ", re.M)
 
 # What a single-user JupyterLab server imports anyway, then the extension's start path (no Hub: the pull's
 # install is done directly). The JWT is made by hand so that making it imports nothing.
@@ -115,25 +117,31 @@ def _wait_past_forced_refresh_floor(hub: LocalHub) -> None:
     sleep_until_epoch(obtained + FORCED_REFRESH_MIN_AGE + 0.5, FORCED_REFRESH_MIN_AGE + 1)
 
 
-def _listening_after(hub: LocalHub, since: float) -> float | None:
-    """Epoch time of the first "Jupyter Server ... is running at" line logged after ``since`` (local time)."""
-    for stamp in _LISTENING.findall(hub.log_text()):
+def _logged_after(hub: LocalHub, pattern: re.Pattern[str], since: float) -> float | None:
+    """Epoch time of the first line matching ``pattern`` logged at or after ``since`` (log times are local)."""
+    for stamp in pattern.findall(hub.log_text()):
         at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
         if at >= since:
             return at
     return None
 
 
-def _cycle(hub: LocalHub, *, qcs: bool) -> tuple[float, float | None]:
-    """Stop, then start; (seconds until the server logged that it listens, seconds until the Hub said ready)."""
+def _cycle(hub: LocalHub, *, qcs: bool) -> tuple[float | None, float | None, float]:
+    """Stop, then start. Seconds from the start request until the server logged that it listens, until the Hub
+    handed over to the spawner, and until the Hub said ready."""
     stop_server(hub, USER)
     if qcs:
         _wait_past_forced_refresh_floor(hub)
     since = time.time()
     ready = start_server(hub, USER)
-    # The log line has millisecond resolution; allow for its rounding down.
-    listening = _listening_after(hub, since - 0.001)
-    return (None if listening is None else listening - since), ready
+    # Log lines have millisecond resolution; allow for their rounding down.
+    listening = _logged_after(hub, _LISTENING, since - 0.001)
+    spawning = _logged_after(hub, _SPAWNING, since - 0.001)
+    return (
+        None if listening is None else listening - since,
+        None if spawning is None else spawning - since,
+        ready,
+    )
 
 
 def _hub_logged(hub: LocalHub, n: int) -> list[float]:
@@ -148,6 +156,7 @@ def run(opts: Options) -> Figure:
     ports = [free_port(), free_port()]
     labels = ("qcs", "generic")
     listen: dict[str, list[float]] = {label: [] for label in labels}
+    hub_part: dict[str, list[float]] = {label: [] for label in labels}
     ready: dict[str, list[float]] = {label: [] for label in labels}
     problems: list[str] = []
     with make_idp(opts.workdir / "idp", ports, access_token_ttl=3600) as idp:
@@ -161,12 +170,13 @@ def run(opts: Options) -> Figure:
             idp.reset_stats()
             for i in range(n):
                 for label in labels if i % 2 == 0 else tuple(reversed(labels)):
-                    listening, was_ready = _cycle(hubs[label], qcs=label == "qcs")
+                    listening, spawning, was_ready = _cycle(hubs[label], qcs=label == "qcs")
                     ready[label].append(was_ready)
-                    if listening is None:
-                        problems.append(f"{label} start {i + 1}: no 'is running at' line in the log")
+                    if listening is None or spawning is None:
+                        problems.append(f"{label} start {i + 1}: no 'Spawning' or 'is running at' line in the log")
                     else:
                         listen[label].append(listening)
+                        hub_part[label].append(spawning)
                 last = {label: f"{v[-1]:.2f} s" if v else "-" for label, v in listen.items()}
                 opts.say(f"P1 round {i + 1}/{n}: listening after qcs {last['qcs']}, generic {last['generic']}")
             refreshes = idp.stats().get("refresh_ok", 0)
@@ -176,6 +186,13 @@ def run(opts: Options) -> Figure:
     if refreshes < n:
         problems.append(f"only {refreshes} IdP refreshes for {n} QCS starts: the starts did not pay a real refresh")
     spread = ratio_of_medians(listen["qcs"], listen["generic"]) if all(listen.values()) else None
+    # Where the difference goes: the Hub's part (until it hands over to the spawner) and the server's part.
+    server_part = {label: [a - b for a, b in zip(listen[label], hub_part[label], strict=True)] for label in labels}
+    extra_ms = {
+        f"{part}_ms": round((statistics.median(values["qcs"]) - statistics.median(values["generic"])) * 1000, 1)
+        for part, values in (("hub_part", hub_part), ("server_part", server_part), ("until_listening", listen))
+        if all(values.values())
+    }
     ready_ratio = round(statistics.median(ready["qcs"]) / statistics.median(ready["generic"]), 3)
     logged_ratio = None
     if all(len(v) == n for v in logged.values()):
@@ -193,6 +210,11 @@ def run(opts: Options) -> Figure:
             "ratio_spread": spread,
             "until_listening_qcs_s": summary(listen["qcs"], digits=3),
             "until_listening_generic_s": summary(listen["generic"], digits=3),
+            "qcs_extra_median": extra_ms,
+            "hub_part_qcs_s": summary(hub_part["qcs"], digits=3),
+            "hub_part_generic_s": summary(hub_part["generic"], digits=3),
+            "server_part_qcs_s": summary(server_part["qcs"], digits=3),
+            "server_part_generic_s": summary(server_part["generic"], digits=3),
             "until_ready_qcs_s": summary(ready["qcs"], digits=3),
             "until_ready_generic_s": summary(ready["generic"], digits=3),
             "until_ready_ratio": ready_ratio,
@@ -202,8 +224,9 @@ def run(opts: Options) -> Figure:
             "idp_refreshes_during_qcs_starts": refreshes,
             "extension_imports": imports,
             "method": "admin API stop+start, interleaved A,B then B,A; 'until_listening' = start request until the "
-            "server logs 'is running at' (log time, ms resolution); 'until_ready' = until the Hub's API says "
-            "ready (polled every 50 ms, after the Hub's own randomized readiness backoff)",
+            "server logs 'is running at' (log time, ms resolution), split into 'hub_part' (until the Hub logs "
+            "'Spawning') and 'server_part' (from there); 'until_ready' = until the Hub's API says ready (polled "
+            "every 50 ms, after the Hub's own randomized readiness backoff)",
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     )
