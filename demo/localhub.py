@@ -101,7 +101,7 @@ class LocalHub(LoggedProcess):
     def user_server_config(self) -> dict:
         """jupyter_server config of the user servers (JupyterLab's news and update checks off)."""
         return {
-            "QCSJupyterApp": {"sync_margin": self.sync_margin, "sync_min_interval": 1.0},
+            "QCSHubClient": {"sync_margin": self.sync_margin, "sync_min_interval": 1.0},
             "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"},
         }
 
