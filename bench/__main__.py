@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # demo/ sits beside bench/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devstack/ sits beside bench/
 
 from bench.run import main
 

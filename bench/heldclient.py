@@ -29,8 +29,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from demo.localhub import CLIENT_VENVS, LocalHub
-from demo.qcsapi import ApiCall
+from devstack.localhub import CLIENT_VENVS, LocalHub
+from devstack.qcsapi import ApiCall
 
 from .common import Figure, Goal, Options, clean_env, summary, wait_until
 from .stacks import login_with_http, qcs_stack, start_server

@@ -21,7 +21,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-from demo.chromium import CHROMIUM_ARGS, only_loopback
+from devstack.chromium import CHROMIUM_ARGS, only_loopback
 
 from .common import Figure, Goal, Options
 from .jupyter import JupyterProc

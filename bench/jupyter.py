@@ -14,8 +14,8 @@ from typing import Any
 
 import jwt
 
-from demo.localidp import free_port
-from demo.process import LoggedProcess
+from devstack.localidp import free_port
+from devstack.process import LoggedProcess
 from qcs_jupyter.credentials import CredentialStore, QCSPaths, TokenSet
 
 from .common import clean_env

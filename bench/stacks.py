@@ -1,4 +1,4 @@
-"""The local stacks the benchmarks run against: ``demo/``'s IdP and Hub, plus a plain-GenericOAuthenticator Hub."""
+"""The local stacks the benchmarks run against: ``devstack/``'s IdP and Hub, plus a plain-GenericOAuthenticator Hub."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from demo.localhub import LocalHub, local_stack, login_with_http
-from demo.localidp import LocalIdP, ensure_node_modules, free_port
+from devstack.localhub import LocalHub, local_stack, login_with_http
+from devstack.localidp import LocalIdP, ensure_node_modules, free_port
 
 CLIENT_ID = "qcs-public"
 

@@ -1,6 +1,6 @@
 """Run a real JupyterHub with QCSAuthenticator, configurable-http-proxy and local user servers, on 127.0.0.1.
 
-Used by the README demo and the end-to-end tests, always together with ``LocalIdP``.
+Used by the README demo, the end-to-end tests and the benchmarks, always together with ``LocalIdP``.
 """
 
 from __future__ import annotations

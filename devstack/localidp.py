@@ -1,11 +1,11 @@
-"""Run the local Okta-shaped OpenID Connect provider (``demo/idp/idp.mjs``) from Python.
+"""Run the local Okta-shaped OpenID Connect provider (``devstack/idp/idp.mjs``) from Python.
 
 Used by the README demo and the end-to-end tests. Standard library only, plus ``trustme`` when
 ``https=True`` (a throwaway CA and a server certificate for 127.0.0.1).
 
 Example::
 
-    from demo.localidp import LocalIdP
+    from devstack.localidp import LocalIdP
 
     with LocalIdP(tmp_path, https=True, access_token_ttl=20,
                   clients=[{"client_id": "qcs-public",
@@ -66,7 +66,7 @@ def _install_lock():
 
 
 def ensure_node_modules(idp_dir: Path = IDP_DIR, timeout: float = 300, package: str = "oidc-provider") -> None:
-    """Run ``npm ci`` in ``idp_dir`` (default ``demo/idp``) once, if ``package`` is not installed there."""
+    """Run ``npm ci`` in ``idp_dir`` (default ``devstack/idp``) once, if ``package`` is not installed there."""
     marker = idp_dir / "node_modules" / package / "package.json"
     if marker.exists():
         return

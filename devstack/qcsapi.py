@@ -33,7 +33,7 @@ from .localidp import LocalIdP, free_port
 
 __all__ = ["QCSAPI", "ApiCall", "fingerprint"]
 
-LOG = logging.getLogger("demo.qcsapi")
+LOG = logging.getLogger("devstack.qcsapi")
 
 
 def fingerprint(token: str) -> str:

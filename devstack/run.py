@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.localhub import local_stack
-from demo.localidp import free_port
+from devstack.localhub import local_stack
+from devstack.localidp import free_port
 
 
 def main() -> None:

@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python demo/run.py "$@"
+exec .venv/bin/python devstack/run.py "$@"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-import demo.chromium
+import devstack.chromium
 from tests.e2e.browser import require_chromium
 
 
 @pytest.fixture
 def no_chromium(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo.chromium, "CHROMIUM", str(tmp_path / "no-such-chromium"))
+    monkeypatch.setattr(devstack.chromium, "CHROMIUM", str(tmp_path / "no-such-chromium"))
 
 
 def test_missing_chromium_fails_in_ci(no_chromium, monkeypatch):
@@ -33,6 +33,6 @@ def test_installed_chromium_passes_the_gate(tmp_path, monkeypatch):
     browser = tmp_path / "chromium"
     browser.write_text("#!/bin/sh\n")
     browser.chmod(0o755)
-    monkeypatch.setattr(demo.chromium, "CHROMIUM", str(browser))
+    monkeypatch.setattr(devstack.chromium, "CHROMIUM", str(browser))
     monkeypatch.setenv("CI", "true")
     require_chromium()  # neither skips nor fails

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.localidp import free_port
+from devstack.localidp import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_NAME = "qcs-jupyter"  # the npm package name, and the labextension's directory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demo.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, chromium_installed, missing_is_fatal, only_loopback
+from devstack.chromium import CHROMIUM, CHROMIUM_ARGS, MISSING, chromium_installed, missing_is_fatal, only_loopback
 
 
 def require_chromium() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.localhub import LocalHub, local_stack, login_with_http
+from devstack.localhub import LocalHub, local_stack, login_with_http
 
 ACCESS_TOKEN_TTL = 20
 

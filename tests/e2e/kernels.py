@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from jupyter_client import BlockingKernelClient
 
-from demo.localhub import LocalHub
+from devstack.localhub import LocalHub
 
 #: Kernelspecs ``scripts/setup.sh`` registers (``.venv-clients``), seen by servers of a ``client_kernels`` Hub.
 PYQUIL = "qcs-pyquil"  # pyQuil 4.22 (qcs-sdk-python 0.21, credential core 0.12.8)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from demo.localidp import free_port
+from devstack.localidp import free_port
 from qcs_jupyter.credentials import CredentialStore, TokenSet
 from qcs_jupyter.credentials.paths import QCSPaths
 

@@ -15,7 +15,7 @@ import jwt
 import pytest
 import tomlkit
 
-from demo.localidp import LocalIdP, free_port
+from devstack.localidp import LocalIdP, free_port
 
 from .conftest import spawn, stack
 

@@ -26,7 +26,7 @@ import pytest
 import tomlkit
 from playwright.sync_api import expect, sync_playwright
 
-from demo.localhub import login_with_http
+from devstack.localhub import login_with_http
 
 from .browser import launch, new_page, sign_in
 from .procs import descendants
@@ -42,7 +42,7 @@ def demo_exec_line() -> str:
     assert "bash scripts/setup.sh" in lines, lines
     assert lines[-1].startswith("exec "), lines
     assert lines.index("bash scripts/setup.sh") < len(lines) - 1  # set-up first, then the demo
-    assert re.fullmatch(r'exec \S*python\S* demo/run\.py "\$@"', lines[-1]), lines[-1]
+    assert re.fullmatch(r'exec \S*python\S* devstack/run\.py "\$@"', lines[-1]), lines[-1]
     return lines[-1]
 
 

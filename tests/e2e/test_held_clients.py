@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import tomlkit
 
-from demo.localhub import CLIENT_VENVS
+from devstack.localhub import CLIENT_VENVS
 
 from .conftest import spawn, stack
 from .kernels import PYQUIL, QCS_SDK, RESULT_MARK, Kernel

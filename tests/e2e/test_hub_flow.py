@@ -117,7 +117,7 @@ def test_concurrent_requests_after_expiry_refresh_once(rotating_hub):
 
 
 def spawn_less_login(hub, user):
-    from demo.localhub import login_with_http
+    from devstack.localhub import login_with_http
 
     return login_with_http(hub, user)
 

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from demo.localhub import login_with_http
+from devstack.localhub import login_with_http
 
 from .conftest import spawn, stack
 from .procs import environ_of

@@ -15,7 +15,7 @@ import tomlkit
 from playwright.sync_api import expect, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
-from demo.localhub import LocalHub, local_stack, login_with_http
+from devstack.localhub import LocalHub, local_stack, login_with_http
 from qcs_jupyter.hub.metrics import DAY, METRICS_PREFIX
 
 from .browser import launch, new_page, sign_in

@@ -15,8 +15,8 @@ import pytest
 import requests
 import yaml
 
-from demo.localhub import PROXY_DIR, LocalHub, LocalHubError, login_with_http
-from demo.localidp import LocalIdP, ensure_node_modules, free_port
+from devstack.localhub import PROXY_DIR, LocalHub, LocalHubError, login_with_http
+from devstack.localidp import LocalIdP, ensure_node_modules, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

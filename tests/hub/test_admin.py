@@ -23,8 +23,8 @@ from jupyterhub.tests.utils import add_user, public_url
 from prometheus_client.parser import text_string_to_metric_families
 from traitlets.config import Config
 
-from demo.localhub import PROXY_DIR
-from demo.localidp import ensure_node_modules
+from devstack.localhub import PROXY_DIR
+from devstack.localidp import ensure_node_modules
 from qcs_jupyter.hub import metrics
 from qcs_jupyter.hub.admin import admin_handlers, parse_sort, public_row, sort_rows, user_row
 from qcs_jupyter.hub.metrics import DAY

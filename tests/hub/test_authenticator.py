@@ -12,7 +12,7 @@ import jwt
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from demo.localidp import LocalIdP, ensure_node_modules, free_port
+from devstack.localidp import LocalIdP, ensure_node_modules, free_port
 from qcs_jupyter.hub import QCSAuthenticator
 from qcs_jupyter.hub.authenticator import DiscoveryError
 from qcs_jupyter.qcs import QCS_ISSUER

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from demo.localidp import free_port
+from devstack.localidp import free_port
 from qcs_jupyter.hub import metrics
 from qcs_jupyter.hub.metrics import DAY, QCSMetrics, classify, outcome_of_error
 
