@@ -547,11 +547,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Hub
 
     def _reply(self) -> None:
-        if self.path.endswith("/user"):
-            status, ctype, body = 200, "application/json", json.dumps({"scopes": ["custom:qcs:credentials!user"]})
-            body = body.encode()
-        else:
-            status, ctype, body = self.server.answer
+        status, ctype, body = self.server.answer
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
