@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 from typing import Any
 
 from traitlets import Instance
@@ -11,6 +13,9 @@ from traitlets.config import LoggingConfigurable
 
 from ..credentials import CredentialStore, StoreSnapshot, compute_status
 from .hub_client import QCSHubClient
+
+#: The same files and Hub link give the same status for this long: many open tabs poll it at once.
+STATUS_REUSE_SECONDS = 1.0
 
 
 class CredentialKeeper(LoggingConfigurable):
@@ -24,6 +29,7 @@ class CredentialKeeper(LoggingConfigurable):
         self.warning_days = warning_days
         self.hub = QCSHubClient(parent=self, **({"profile": profile} if profile else {}))
         self._cache: tuple[Any, StoreSnapshot] | None = None
+        self._status: tuple[Any, float, dict[str, Any]] | None = None
 
     def start(self) -> None:
         """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
@@ -42,8 +48,15 @@ class CredentialKeeper(LoggingConfigurable):
         store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
         # The Hub link's state (renewal failing, login ended, caller not the owner) is part of the one state machine.
         hub = self.hub.info(owner=owner)
+        snap = await self._snapshot(store)
+        key = (self._cache[0] if self._cache else None, json.dumps(hub, sort_keys=True))
+        now = time.monotonic()
+        if self._status is not None and self._status[0] == key and now - self._status[1] < STATUS_REUSE_SECONDS:
+            return self._status[2]
         # A caller this server is shared with gets the state only: compute_status blanks the owner's identity.
-        return compute_status(await self._snapshot(store), warning_days=self.warning_days, hub=hub)
+        status = compute_status(snap, warning_days=self.warning_days, hub=hub)
+        self._status = (key, now, status)
+        return status
 
     async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
         """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
