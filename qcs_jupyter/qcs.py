@@ -13,3 +13,6 @@ QCS_CLIENT_ID = "0oa3ykoirzDKpkfzk357"
 QCS_AUDIENCE = "api://qcs"
 #: A QCS refresh token lasts this many days from the login; then the user must log in again.
 REFRESH_TOKEN_LIFETIME_DAYS = 90
+#: qcs-jupyter's default for when to start warning that the login ends (days before those 90): one place for the
+#: Hub (admin page, metrics), the server (status) and the CLI.
+REFRESH_TOKEN_WARNING_DAYS = 7

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..qcs import QCS_CLIENT_ID, QCS_ISSUER, REFRESH_TOKEN_LIFETIME_DAYS
+from ..qcs import REFRESH_TOKEN_WARNING_DAYS as DEFAULT_WARNING_DAYS
 from .contract import (
     QCSAccessToken,
     QCSAuthServer,
@@ -39,7 +40,6 @@ from .tokens import EXPIRES_IN_MAX, implausible_expiry, jwt_claims, jwt_expiry, 
 Code, Severity = QCSProblemCode, QCSSeverity
 Problem = QCSProblem  # the name 0.1 exported
 
-DEFAULT_WARNING_DAYS = 7
 #: An access token that nothing renews turns "expiring" this long before it expires.
 EXPIRING_SOON = timedelta(minutes=5)
 GET_NEW_CREDENTIALS = (

@@ -31,7 +31,14 @@ from traitlets import Float, Integer, Unicode, default, validate
 from ..credentials import AuthServer
 from ..credentials.tokens import jwt_expiry
 from ..handoff import ISSUER_ROUTE, build_payload
-from ..qcs import QCS_API_URL, QCS_CLIENT_ID, QCS_GRPC_API_URL, QCS_ISSUER, REFRESH_TOKEN_LIFETIME_DAYS
+from ..qcs import (
+    QCS_API_URL,
+    QCS_CLIENT_ID,
+    QCS_GRPC_API_URL,
+    QCS_ISSUER,
+    REFRESH_TOKEN_LIFETIME_DAYS,
+    REFRESH_TOKEN_WARNING_DAYS,
+)
 from . import metrics
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
@@ -161,7 +168,7 @@ class QCSAuthenticator(GenericOAuthenticator):
         help="Lifetime of a QCS refresh token in days, counted from the login (QCS: 90).",
     )
     refresh_token_warning_days = Float(
-        7.0,
+        float(REFRESH_TOKEN_WARNING_DAYS),
         config=True,
         help="Warn (status, admin page, metrics) when the refresh token is within this many days of its lifetime.",
     )

@@ -34,13 +34,15 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from ..qcs import REFRESH_TOKEN_LIFETIME_DAYS, REFRESH_TOKEN_WARNING_DAYS
+
 #: Same variable and default as JupyterHub's own metrics (``jupyterhub/metrics.py``).
 METRICS_PREFIX = os.getenv("JUPYTERHUB_METRICS_PREFIX", "jupyterhub")
 
 #: Days a QCS refresh token lasts, and the days before that when users are warned (the authenticator's
 #: ``refresh_token_max_age_days`` and ``refresh_token_warning_days`` defaults).
-MAX_AGE_DAYS = 90
-WARNING_DAYS = 7
+MAX_AGE_DAYS = REFRESH_TOKEN_LIFETIME_DAYS
+WARNING_DAYS = REFRESH_TOKEN_WARNING_DAYS
 DAY = 86400.0
 
 #: Outcomes of a refresh at the IdP: new tokens, ``invalid_grant`` and the like, no answer, too slow.

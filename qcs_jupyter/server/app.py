@@ -7,6 +7,7 @@ from typing import ClassVar
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
+from ..qcs import REFRESH_TOKEN_WARNING_DAYS
 from .handlers import RefreshHandler, RestartHandler, StatusHandler
 from .hub_client import QCSHubClient
 from .keeper import CredentialKeeper
@@ -32,7 +33,7 @@ class QCSJupyterApp(ExtensionApp):
         else `default_profile_name` in settings.toml, else 'default'.""",
     )
     warning_days = Float(
-        7.0,
+        float(REFRESH_TOKEN_WARNING_DAYS),
         config=True,
         help="""Days before the 90-day refresh-token horizon at which the status turns to 'expiring'
         and problems start warning the user.""",

@@ -12,6 +12,7 @@ from traitlets import Instance
 from traitlets.config import LoggingConfigurable
 
 from ..credentials import CredentialStore, StoreSnapshot, compute_status
+from ..qcs import REFRESH_TOKEN_WARNING_DAYS
 from .hub_client import QCSHubClient
 
 #: The same files and Hub link give the same status for this long: many open tabs poll it at once.
@@ -23,7 +24,9 @@ class CredentialKeeper(LoggingConfigurable):
 
     hub = Instance(QCSHubClient)
 
-    def __init__(self, *, profile: str | None = None, warning_days: float = 7.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *, profile: str | None = None, warning_days: float = REFRESH_TOKEN_WARNING_DAYS, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.profile = profile
         self.warning_days = warning_days
