@@ -120,3 +120,33 @@ def test_python_examples_are_zero_config(name):
     for removed in ("configure_hub", "load_roles", "server_token_scopes", "custom_scopes", "allow_all"):
         assert removed not in text, removed
     assert "allowed_users" in text
+
+
+def test_missing_crypt_key_is_one_line_not_a_traceback(tmp_path):
+    """Without JUPYTERHUB_CRYPT_KEY JupyterHub itself stops before any authenticator check: one line naming it."""
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(
+        f"""
+c = get_config()  # noqa: F821
+c.JupyterHub.authenticator_class = "qcs"
+c.QCSAuthenticator.allowed_users = {{"ada"}}
+c.QCSAuthenticator.oauth_callback_url = "https://hub.example.org/hub/oauth_callback"
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {free_port()}
+c.JupyterHub.hub_port = {free_port()}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{free_port()}"
+c.ConfigurableHTTPProxy.command = [{str(PROXY_DIR / "node_modules" / ".bin" / "configurable-http-proxy")!r}]
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_CRYPT_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "JUPYTERHUB_CRYPT_KEY" in out and "Traceback" not in out, out[-2000:]
