@@ -94,14 +94,68 @@ class QCSLoginHandler(OAuthLoginHandler):
 
 
 class QCSLogoutHandler(OAuthLogoutHandler):
-    """Logging out of the Hub ends the QCS session: the refresh token is revoked at the IdP and dropped."""
+    """Logging out of the Hub ends the QCS session, when the user meant it: the refresh token is revoked at the IdP
+    and dropped.
+
+    JupyterHub's logout is a GET without an XSRF token, and the Hub's cookie rides along on a top-level navigation
+    from any site, so another site can log a user out. Such a logout ends the Hub session as JupyterHub does, but
+    leaves the QCS session (refresh token, running servers, held clients) alone: only a logout from the Hub's own
+    pages, the user's own server, or a typed URL revokes. The browser says where a request came from in
+    ``Sec-Fetch-Site`` (over https and on loopback); without it, the ``Referer`` must name one of those origins.
+    """
+
+    #: ``Sec-Fetch-Site`` values that show the user meant it: the Hub's own page (its logout button, or
+    #: JupyterLab served through the Hub's proxy) or a URL typed, bookmarked or pasted.
+    INTENDED_FETCH_SITES = frozenset({"same-origin", "none"})
+
+    @staticmethod
+    def logout_intended(fetch_site: str | None, referer: str | None, own_hosts: set[str]) -> bool:
+        """Whether a logout request came from the Hub's own pages, the user's own server or the address bar.
+
+        ``own_hosts``: the ``host[:port]`` of the Hub and of the user's own servers (their subdomain, if any).
+        ``same-site`` (another subdomain, e.g. another user's server) and an absent ``Sec-Fetch-Site`` (plain
+        http, old browsers, scripts) count only with a ``Referer`` from one of those hosts."""
+        site = (fetch_site or "").strip().lower()
+        if site in QCSLogoutHandler.INTENDED_FETCH_SITES:
+            return True
+        if site not in ("", "same-site"):
+            return False  # cross-site, or a value this code does not know
+        netloc = QCSLogoutHandler._netloc(referer)
+        return bool(netloc) and netloc in {h.lower() for h in own_hosts if h}
+
+    @staticmethod
+    def _netloc(url: str | None) -> str:
+        try:
+            return urlparse(url or "").netloc.lower()
+        except ValueError:
+            return ""
+
+    def _own_hosts(self, user: Any) -> set[str]:
+        # The Hub as the browser addressed it, the Hub's subdomain host, and the user's own servers' host (their
+        # subdomain, or the Hub's public URL).
+        hosts = {self.request.host}
+        for url in (self.settings.get("subdomain_host"), getattr(user, "host", "")):
+            hosts.add(self._netloc(url))
+        return hosts
 
     async def handle_logout(self) -> None:
         await super().handle_logout()
         user = self.current_user
-        if user is not None and getattr(user, "kind", "user") == "user":
-            await self.authenticator.revoke_session(user, "logout")
-            metrics.logout("user")
+        if user is None or getattr(user, "kind", "user") != "user":
+            return
+        headers = self.request.headers
+        fetch_site, referer = headers.get("Sec-Fetch-Site"), headers.get("Referer")
+        if not self.logout_intended(fetch_site, referer, self._own_hosts(user)):
+            self.log.warning(
+                "QCS: %s was logged out of the Hub by a request that did not come from the Hub's own pages"
+                " (Sec-Fetch-Site: %s, Referer: %s); the QCS session is kept. Log out from the Hub's page to end it.",
+                user.name,
+                fetch_site or "-",
+                self._netloc(referer) or "-",
+            )
+            return
+        await self.authenticator.revoke_session(user, "logout")
+        metrics.logout("user")
 
 
 class QCSAuthenticator(GenericOAuthenticator):
