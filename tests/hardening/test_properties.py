@@ -45,8 +45,9 @@ except ModuleNotFoundError:
 # Function-scoped fixtures do not mix with @given: one key for the module, fixed times for determinism.
 _KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 # Every token is valid and plausible (an exp more than a day ahead is no issuer's, and never wins a merge); only the
-# order of exp matters here, so an anchor an hour from the import keeps the runs deterministic.
-BASE_EXP = int(time_module.time()) + 3600
+# order of exp matters here. The anchor is taken when an example is drawn, an hour ahead, never at import: a suite
+# that runs for longer than that must not turn these tokens into expired ones.
+EXP_AHEAD = 3600
 BASE_UPDATED = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 OWNED_PROFILE_KEYS = ("api_url", "grpc_api_url", "auth_server_name", "credentials_name")
@@ -431,8 +432,9 @@ def make_jwt(exp: int, jti: int, **claims: Any) -> str:
 
 def writes(src: Any) -> list[Write]:
     out = []
+    base_exp = int(time_module.time()) + EXP_AHEAD
     for i in range(src.integer(1, 4)):
-        exp = BASE_EXP + src.choice([-600, 0, 600, 3600, 3600, 7200])
+        exp = base_exp + src.choice([-600, 0, 600, 3600, 3600, 7200])
         tokens = TokenSet(
             access_token=make_jwt(exp, i),
             refresh_token=(src.text(10, min_size=1) if src.chance(0.6) else None),

@@ -7,27 +7,20 @@ that really ends a session runs end to end in ``tests/e2e/test_operators.py``.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import requests
-from jupyterhub.crypto import CryptKeeper
-from jupyterhub.tests.mocking import MockHub, MockPAMAuthenticator
-from jupyterhub.tests.utils import add_user, public_url
 from prometheus_client.parser import text_string_to_metric_families
-from traitlets.config import Config
 
-from devstack.localhub import PROXY_DIR
-from devstack.localidp import ensure_node_modules
 from qcs_jupyter.hub import metrics
-from qcs_jupyter.hub.admin import admin_handlers, parse_sort, public_row, sort_rows, user_row
+from qcs_jupyter.hub.admin import parse_sort, public_row, sort_rows, user_row
 from qcs_jupyter.hub.metrics import DAY
+
+from .mockhub import HubInThread, running_hub
 
 ACCESS = "access-token-VALUE-never-shown"
 REFRESH = "refresh-token-VALUE-never-shown"
@@ -67,27 +60,39 @@ def auth_state(
     return state
 
 
-NOW = time.time()
-#: name -> (auth_state, expected status)
-USERS = {
-    "ada": (
-        auth_state(servers={"": {"token_sha256": SERVER_HASH, "started_at": NOW - 600, "last_pull_at": NOW - 30}}),
-        "ok",
-    ),
-    "bob": (auth_state(refresh_age_days=85), "warning"),
-    "cy": (auth_state(refresh=False, last_refresh_outcome="rejected"), "relogin"),
-    "di": (auth_state(refresh_age_days=92), "relogin"),
-    "ed": (auth_state(last_refresh_outcome="timeout"), "warning"),
-    "fay": (auth_state(refresh=False, access=False, logged_out_at=NOW - 3600), "signed_out"),
-    "gus": (None, "never"),
+#: name -> the status its auth_state (from ``users()``) must show
+EXPECTED = {
+    "ada": "ok",
+    "bob": "warning",
+    "cy": "relogin",
+    "di": "relogin",
+    "ed": "warning",
+    "fay": "signed_out",
+    "gus": "never",
 }
 
 
+def users(now: float | None = None) -> dict[str, dict | None]:
+    """One user per status, their times taken from ``now`` (the time of the test, never of the collection)."""
+    now = time.time() if now is None else now
+    return {
+        "ada": auth_state(
+            servers={"": {"token_sha256": SERVER_HASH, "started_at": now - 600, "last_pull_at": now - 30}}
+        ),
+        "bob": auth_state(refresh_age_days=85),
+        "cy": auth_state(refresh=False, last_refresh_outcome="rejected"),
+        "di": auth_state(refresh_age_days=92),
+        "ed": auth_state(last_refresh_outcome="timeout"),
+        "fay": auth_state(refresh=False, access=False, logged_out_at=now - 3600),
+        "gus": None,
+    }
+
+
 # --- rows, as functions ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(USERS))
+@pytest.mark.parametrize("name", list(EXPECTED))
 def test_user_row_status(name):
-    state, expected = USERS[name]
-    row = user_row(name, state)
+    expected = EXPECTED[name]
+    row = user_row(name, users()[name])
     assert row["status"] == expected
     assert bool(row["problems"]) is (expected in ("relogin", "warning"))
     text = json.dumps(public_row(row))
@@ -125,13 +130,14 @@ def test_user_row_fields():
 
 
 def test_problems_say_what_to_do():
-    rejected = user_row("cy", USERS["cy"][0])["problems"]
+    states = users()
+    rejected = user_row("cy", states["cy"])["problems"]
     assert any("refused the refresh token" in p and "must log in again" in p for p in rejected)
-    old = user_row("di", USERS["di"][0])["problems"]
+    old = user_row("di", states["di"])["problems"]
     assert any("92 days old" in p and "last 90 days" in p for p in old)
-    soon = user_row("bob", USERS["bob"][0])["problems"]
+    soon = user_row("bob", states["bob"])["problems"]
     assert any("expires in 5 d" in p and "should log in again" in p for p in soon)
-    down = user_row("ed", USERS["ed"][0])["problems"]
+    down = user_row("ed", states["ed"])["problems"]
     assert any("timed out" in p and "retries" in p for p in down)
 
 
@@ -143,7 +149,7 @@ def test_warning_window_follows_the_authenticator_settings():
 
 
 def test_sorting_problems_first_then_by_column():
-    rows = [user_row(name, state) for name, (state, _) in USERS.items()]
+    rows = [user_row(name, state) for name, state in users().items()]
     assert [r["name"] for r in sort_rows(rows)] == ["cy", "di", "bob", "ed", "ada", "fay", "gus"]
     assert [r["name"] for r in sort_rows(rows, *parse_sort("-name"))] == ["gus", "fay", "ed", "di", "cy", "bob", "ada"]
     # Oldest refresh token first; ties by name; no refresh token (cy, fay, gus) last, by name.
@@ -159,85 +165,21 @@ def test_bad_sort_is_refused_with_the_choices(bad):
 
 
 # --- the handlers in JupyterHub's test Hub ---------------------------------------------------------------------
-class AdminPageAuthenticator(MockPAMAuthenticator):
-    """JupyterHub's test authenticator (password = user name) with the admin page's routes, wired as
-    QCSAuthenticator.get_handlers wires them. It has no QCS session to revoke."""
-
-    def get_handlers(self, app):
-        return [*super().get_handlers(app), *admin_handlers(self)]
-
-
-class HubInThread:
-    """A started ``MockHub`` whose event loop runs in a thread, so tests can use plain ``requests``."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.app: MockHub | None = None
-
-    def call(self, coro, timeout: float = 120):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self) -> HubInThread:
-        self.thread.start()
-        self.call(self._start())
-        return self
-
-    async def _start(self) -> None:
-        CryptKeeper.instance().keys = [os.urandom(32)]
-        config = Config()
-        config.Authenticator.enable_auth_state = True
-        config.Authenticator.admin_users = {"admin"}
-        config.JupyterHub.cookie_secret = os.urandom(32)  # in memory: no cookie-secret file in the working directory
-        self.app = MockHub(config=config, authenticator_class=AdminPageAuthenticator)
-        await self.app.initialize([])
-        await self.app.start()
-
-    def stop(self) -> None:
-        if self.app is not None:
-            self.call(self.app.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
-
-    @property
-    def url(self) -> str:
-        return public_url(self.app)  # ends with the Hub's odd base_url, /@/space%20word/
-
-    def add_users(self, states: dict[str, dict | None]) -> None:
-        async def add():
-            for name, state in states.items():
-                user = add_user(self.app.db, self.app, name=name)
-                await user.save_auth_state(state)
-
-        self.call(add())
-
-    def token(self, name: str, scopes: list[str] | None = None) -> str:
-        async def new():
-            user = self.app.users[name]
-            return user.new_api_token(scopes=scopes)
-
-        return self.call(new())
-
-    def session(self, name: str) -> requests.Session:
-        """Logged in through the Hub's login form (cookies, as a browser)."""
-        session = requests.Session()
-        session.cookies.update(self.call(self.app.login_user(name)))
-        return session
-
-
 @pytest.fixture(scope="module")
 def hub() -> Iterator[HubInThread]:
-    ensure_node_modules(PROXY_DIR, package="configurable-http-proxy")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{PROXY_DIR / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}")
-        metrics.METRICS._users.clear()  # the process-wide gauges count only this Hub's users
-        running = HubInThread().start()
-        try:
-            running.add_users({name: state for name, (state, _) in USERS.items()})
-            running.add_users({"ann": None})  # a plain user, not an admin
-            yield running
-        finally:
-            running.stop()
+    """A Hub holding exactly the users of ``users()``, a plain user ``ann`` and the admin (nothing else)."""
+    with running_hub() as running:
+        running.add_users(users())
+        running.add_users({"ann": None})  # a plain user, not an admin
+        yield running
+
+
+@pytest.fixture
+def gauges():
+    """The process-wide QCS gauges, empty for this test and emptied again after it."""
+    metrics.METRICS._users.clear()
+    yield metrics.METRICS
+    metrics.METRICS._users.clear()
 
 
 def statuses(html: str) -> list[tuple[str, str]]:
@@ -258,7 +200,7 @@ def test_page_lists_problems_first_and_never_a_token(hub):
     assert 'id="jupyterhub-logo"' in html and "<title>QCS token health</title>" in html  # the Hub's page.html
     rows = statuses(html)
     assert rows[:5] == [("cy", "relogin"), ("di", "relogin"), ("bob", "warning"), ("ed", "warning"), ("ada", "ok")]
-    assert {name for name, _ in rows} >= set(USERS) | {"ann", "admin"}
+    assert {name for name, _ in rows} == set(EXPECTED) | {"ann", "admin", "user"}  # "user": MockHub's own
     assert re.search(r'data-qcs-count="relogin">2<', html) and re.search(r'data-qcs-count="warning">2<', html)
     for secret in (ACCESS, REFRESH, SESSION, SERVER_HASH, "id-token-VALUE"):
         assert secret not in html
@@ -284,7 +226,7 @@ def test_json_twin_scopes_and_content(hub):
     assert doc["sort"] == "status" and doc["refresh_token_max_age_days"] == 90
     assert doc["summary"]["relogin"] == 2 and doc["summary"]["warning"] == 2 and doc["summary"]["never"] >= 3
     by_name = {row["name"]: row for row in doc["users"]}
-    assert {name: by_name[name]["status"] for name in USERS} == {name: s for name, (_, s) in USERS.items()}
+    assert {name: by_name[name]["status"] for name in EXPECTED} == EXPECTED
     assert by_name["ada"]["servers"][0]["name"] == "" and by_name["ada"]["servers"][0]["last_pull_at"].endswith("Z")
     for secret in (ACCESS, REFRESH, SESSION, SERVER_HASH, "id-token-VALUE"):
         assert secret not in everyone.text
@@ -335,12 +277,10 @@ def test_revoke_form_needs_admin_ui_and_xsrf(hub):
     assert answer.status_code == 501 and "cannot revoke QCS sessions" in answer.text
 
 
-def test_metrics_show_the_gauges_at_hub_metrics(hub):
-    deadline = time.monotonic() + 15
-    while not metrics.METRICS.rebuilt and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert metrics.METRICS.rebuilt  # the rebuild scheduled at startup ran once the Hub was serving
-    hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30)  # reading the rows refreshes the gauges
+def test_metrics_show_the_gauges_at_hub_metrics(hub, gauges):
+    """Reading the rows refreshes the gauges (the rebuild after a restart: tests/hub/test_admin_restart.py)."""
+    assert gauges.health_states() == {"ok": 0, "warning": 0, "relogin": 0, "signed_out": 0}
+    hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30)
     text = requests.get(
         f"{hub.url}hub/metrics", headers={"Authorization": f"token {hub.token('admin', ['read:metrics'])}"}, timeout=30
     ).text
@@ -351,40 +291,3 @@ def test_metrics_show_the_gauges_at_hub_metrics(hub):
     assert samples[f"{prefix}_qcs_users_signed_in"] == 5
     assert f'{prefix}_qcs_idp_refreshes_total{{outcome="timeout"}}' in text
     assert "ada" not in re.sub(r"^#.*$", "", text, flags=re.M)  # no user name in any sample
-
-
-def test_two_hundred_users(hub, capsys):
-    """The page and the JSON read every user's encrypted auth_state; measured here, reported, not asserted."""
-    now = time.time()
-    hub.add_users(
-        {
-            f"user{i:03d}": auth_state(
-                refresh_age_days=i * 0.5,  # 0 to 99.5 days: some warned, some past 90
-                servers={"": {"token_sha256": SERVER_HASH, "started_at": now - 60, "last_pull_at": now - i}},
-            )
-            for i in range(200)
-        }
-    )
-    token = hub.token("admin")
-    session = hub.session("admin")
-    timings = {}
-    for label, fetch in (
-        (
-            "json",
-            lambda: requests.get(
-                f"{hub.url}hub/api/qcs/users", headers={"Authorization": f"token {token}"}, timeout=60
-            ),
-        ),
-        ("page", lambda: session.get(f"{hub.url}hub/qcs/admin", timeout=60)),
-    ):
-        fetch()  # warm
-        started = time.perf_counter()
-        for _ in range(3):
-            answer = fetch()
-            assert answer.status_code == 200
-        timings[label] = (time.perf_counter() - started) / 3
-    doc = requests.get(f"{hub.url}hub/api/qcs/users", headers={"Authorization": f"token {token}"}, timeout=60).json()
-    assert doc["summary"]["users"] >= 200
-    assert doc["summary"]["relogin"] >= 10 and doc["summary"]["warning"] >= 10
-    with capsys.disabled():
-        print(f"\n200+ users: JSON {timings['json'] * 1000:.0f} ms, page {timings['page'] * 1000:.0f} ms per request")

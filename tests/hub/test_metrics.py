@@ -109,28 +109,32 @@ def test_unknown_outcomes_are_refused_with_the_allowed_ones(fresh, call, message
     assert "expected one of" in str(e.value)
 
 
+# Each case builds its auth_state when the test runs (a lambda), never at collection: a suite that takes longer
+# than a token's lifetime must not turn "still valid" into "expired".
 @pytest.mark.parametrize(
-    ("auth_state", "expected"),
+    ("make_state", "expected"),
     [
-        pytest.param(None, "signed_out", id="no-auth-state"),
-        pytest.param(state(refresh_age_days=1), "ok", id="fresh-login"),
-        pytest.param(state(refresh_age_days=83.5), "warning", id="inside-7-day-window"),
-        pytest.param(state(refresh_age_days=90.5), "relogin", id="past-90-days"),
-        pytest.param(state(last_refresh_outcome="rejected", refresh=False), "relogin", id="idp-refused"),
-        pytest.param(state(last_refresh_outcome="unreachable"), "ok", id="idp-down-is-not-relogin"),
+        pytest.param(lambda: None, "signed_out", id="no-auth-state"),
+        pytest.param(lambda: state(refresh_age_days=1), "ok", id="fresh-login"),
+        pytest.param(lambda: state(refresh_age_days=83.5), "warning", id="inside-7-day-window"),
+        pytest.param(lambda: state(refresh_age_days=90.5), "relogin", id="past-90-days"),
+        pytest.param(lambda: state(last_refresh_outcome="rejected", refresh=False), "relogin", id="idp-refused"),
+        pytest.param(lambda: state(last_refresh_outcome="unreachable"), "ok", id="idp-down-is-not-relogin"),
         pytest.param(
-            state(refresh=False, refresh_age_days=None, access_token_expires_at=time.time() - 5),
+            lambda: state(refresh=False, refresh_age_days=None, access_token_expires_at=time.time() - 5),
             "relogin",
             id="no-refresh-token-expired",
         ),
-        pytest.param(state(refresh=False, refresh_age_days=None), "ok", id="no-refresh-token-still-valid"),
+        pytest.param(lambda: state(refresh=False, refresh_age_days=None), "ok", id="no-refresh-token-still-valid"),
         pytest.param(
-            state(refresh=False, access=False, logged_out_at=time.time()), "signed_out", id="logged-out-or-revoked"
+            lambda: state(refresh=False, access=False, logged_out_at=time.time()),
+            "signed_out",
+            id="logged-out-or-revoked",
         ),
     ],
 )
-def test_classify(auth_state, expected):
-    assert classify(auth_state).state(time.time()) == expected
+def test_classify(make_state, expected):
+    assert classify(make_state()).state(time.time()) == expected
 
 
 def test_gauges_count_users_and_follow_the_clock(fresh):
