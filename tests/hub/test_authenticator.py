@@ -339,7 +339,8 @@ async def test_a_slow_idp_times_out_after_refresh_timeout():
         a._discovery = DISCOVERY
         a.token_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/token"
         a.http_client = AsyncHTTPClient(force_instance=True)
-        user = FakeUser(state=stale_state())
+        held = stale_state()
+        user = FakeUser(state=json.loads(json.dumps(held)))
         started = time.monotonic()
         result = await a.ensure_fresh(user)
         elapsed = time.monotonic() - started
@@ -348,7 +349,11 @@ async def test_a_slow_idp_times_out_after_refresh_timeout():
     assert 0.4 <= elapsed < 5, elapsed
     assert result.error and "could not be reached" in result.error and not result.relogin
     assert user.state["qcs"]["last_refresh_outcome"] == "timeout"
-    assert user.state["access_token"] == stale_state()["access_token"] or user.state["access_token"]
+    # The tokens it held are kept, unchanged (the access token is still valid for 30 s) ...
+    assert (user.state["access_token"], user.state["refresh_token"]) == (held["access_token"], held["refresh_token"])
+    # ... and the next attempt waits for the backoff window.
+    retry_at, failures, _ = a._backoff["ada"]
+    assert failures == 1 and retry_at > time.monotonic()
 
 
 @pytest.mark.asyncio
