@@ -223,6 +223,13 @@ def assert_kept(before: dict[str, Any], root: Path) -> None:
         assert after.get(rel) == value, f"{rel} changed"
 
 
+def assert_lines_kept_in_order(original: bytes, after: bytes) -> None:
+    """Every line of ``original``, with its line ending, is a whole line of ``after``, in the same order."""
+    remaining = iter(after.splitlines(keepends=True))
+    for line in original.splitlines(keepends=True):
+        assert any(candidate == line for candidate in remaining), f"{line!r} lost or changed:\n{after.decode()}"
+
+
 def backups(qcs: Path, name: str) -> list[Path]:
     return sorted(qcs.glob(f"{name}.corrupt-*"))
 
@@ -378,8 +385,7 @@ def s_huge(ctx: Ctx) -> str:
     # Correctness only: how fast a 1 MB file installs is a figure for bench/, not a timed test.
     code, text = ctx.cli("install", ctx.tokens_file())
     assert code == 0, text
-    remaining = iter(ctx.settings.read_text().splitlines())
-    assert all(any(c == line for c in remaining) for line in original.splitlines())
+    assert_lines_kept_in_order(original.encode(), ctx.settings.read_bytes())
     return text
 
 
@@ -393,21 +399,30 @@ def s_dotted_keys(ctx: Ctx) -> str:
 
 
 def s_comment_leak(ctx: Ctx) -> str:
-    original = 'default_profile_name = "default"\n\n[profiles.default]\ncredentials_name = "default"  # set by me\n'
+    original = b'default_profile_name = "default"\n\n[profiles.default]\ncredentials_name = "default"  # set by me\n'
     ctx.write(original, None)
     code, text = ctx.cli("install", ctx.tokens_file())
     assert code == 0, text
-    assert ctx.settings.read_text().splitlines()[0] == 'default_profile_name = "default"', ctx.settings.read_text()
+    after = ctx.settings.read_bytes()
+    # Nothing to move here: the user's file is kept as its first bytes, every one of them (the comment stays on
+    # its own line and is not copied onto default_profile_name), and what install adds comes after it.
+    assert after.startswith(original), after.decode()
+    assert after.count(b"# set by me") == 1
     return text
 
 
 def s_regrouped(ctx: Ctx) -> str:
-    original = '[profiles.a]\nx = 1\n[[plugins]]\nmine = 1\n[profiles.b]\napi_url = "y"\n'
+    blocks = [b"[profiles.a]\nx = 1\n", b"[[plugins]]\nmine = 1\n", b'[profiles.b]\napi_url = "y"\n']
+    original = b"".join(blocks)
     ctx.write(original, None)
     code, text = ctx.cli("install", ctx.tokens_file())
     assert code == 0, text
-    after = ctx.settings.read_text()
-    assert set(original.splitlines()) <= set(after.splitlines()), after
+    raw = ctx.settings.read_bytes()
+    after = raw.decode()
+    # The tables move as wholes: each keeps its bytes (header and body together); the profiles keep their order.
+    for block in blocks:
+        assert block in raw, f"{block!r} is not kept byte for byte:\n{after}"
+    assert_lines_kept_in_order(blocks[0] + blocks[2], raw)
     data = tomlkit.parse(after).unwrap()
     assert (
         data["plugins"] == [{"mine": 1}]
@@ -478,8 +493,11 @@ def s_absurd_exp(ctx: Ctx) -> str:
     ctx.write(QCS_SETTINGS, ctx.payload(access=ctx.make_jwt(200 * 365 * 86400)))
     code, text = ctx.cli("status")
     assert code == 0, text  # the clients do not verify tokens: it "works" for them
-    code, install_text = ctx.cli("install", ctx.tokens_file(exp_in=3600))
+    fresh = ctx.tokens_file(exp_in=3600)
+    code, install_text = ctx.cli("install", fresh)
     assert code == 0 and "already holds newer" not in install_text, install_text
+    written = tomlkit.parse(ctx.secrets.read_text()).unwrap()["credentials"]["default"]["token_payload"]
+    assert written["access_token"] == json.loads(Path(fresh).read_text())["access_token"]  # the fresh one, in the file
     return text + install_text
 
 
