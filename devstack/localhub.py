@@ -199,6 +199,35 @@ c.Spawner.http_timeout = 60
             f"JupyterHub did not come up within {self.startup_timeout:.0f} s:\n{self.log_text()[-4000:]}"
         )
 
+    def stop(self, *, leave_running: bool = False) -> None:
+        """Stop the Hub. Unless ``leave_running`` (a test of a Hub restart that keeps servers), every process it
+        started and left behind (``cleanup_servers``/``cleanup_proxy`` off, or a Hub that was killed) is stopped
+        too: the user servers its database records and the proxy its pid file names."""
+        super().stop()
+        if not leave_running:
+            stop_processes(self.leftover_pids())
+
+    def leftover_pids(self) -> list[int]:
+        """Running processes this Hub started: the proxy (its pid file) and user servers (their spawner state)."""
+        pids = []
+        proxy_pid_file = self.workdir / "jupyterhub-proxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            pids.append(int(proxy_pid_file.read_text().strip()))
+        database = self.workdir / "jupyterhub.sqlite"
+        if database.exists():
+            import sqlite3
+
+            with (
+                contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db,
+                contextlib.suppress(sqlite3.Error),
+            ):
+                for (state,) in db.execute("SELECT state FROM spawners WHERE state IS NOT NULL"):
+                    with contextlib.suppress(ValueError, TypeError, AttributeError):
+                        pid = json.loads(state).get("pid")
+                        if isinstance(pid, int) and pid > 0:
+                            pids.append(pid)
+        return [pid for pid in pids if _started_by_a_hub(pid)]
+
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> Any:
         request = urllib.request.Request(
             f"{self.url}/hub/api{path}",
@@ -224,6 +253,43 @@ c.Spawner.http_timeout = 60
                 return model
             time.sleep(0.25)
         raise LocalHubError(f"server of {user} did not become {'ready' if ready else 'stopped'} within {timeout:.0f} s")
+
+
+def _started_by_a_hub(pid: int) -> bool:
+    """Whether ``pid`` runs a user server or configurable-http-proxy (a pid file may name a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return any(
+        part in cmdline for part in (b"jupyterhub-singleuser", b"jupyterhub.singleuser", b"configurable-http-proxy")
+    )
+
+
+def stop_processes(pids: list[int], timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s, to processes that are not our children (no wait() for them)."""
+    import signal
+
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+            alive.append(pid)
+    deadline = time.monotonic() + timeout
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in alive if _running(pid)]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2 :].split()[0] != "Z"  # a zombie has ended, waiting for its parent
 
 
 def login_with_http(hub: LocalHub, username: str, next_url: str = "/hub/home"):

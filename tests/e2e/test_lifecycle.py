@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from pathlib import Path
 
 import requests
 
@@ -70,7 +71,7 @@ def test_logout_revokes_and_logging_in_again_needs_no_restart(tmp_path):
         assert status["usable"]
         assert hub.api("GET", "/users/ada")["servers"][""]["started"] == server_started  # no restart
         fresh = hub.auth_state("ada")
-        assert fresh["refresh_token"] != held and fresh["qcs"]["servers"][""]["token_sha256"]
+        assert fresh["refresh_token"] != held and "" in fresh["qcs"]["servers"]
 
 
 def test_hub_restart_keeps_servers_supplied_and_users_logged_in(tmp_path):
@@ -83,7 +84,10 @@ c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
         session = spawn(hub, "bea")
         session.get(f"{hub.url}/user/bea/lab", timeout=60)
         before = hub.auth_state("bea")
-        hub.stop()
+        kept = hub.leftover_pids()  # bea's server and the proxy, which the Hub leaves running when it stops
+        assert len(kept) == 2, kept
+        hub.stop(leave_running=True)
+        assert all(_alive(pid) for pid in kept)
         time.sleep(1.0)
         hub.start()
         assert hub.api("GET", "/users/bea")["servers"][""]["ready"]  # the server survived the restart
@@ -108,6 +112,17 @@ c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
         assert after["access_token"] != before["access_token"]
         secrets_file = (hub.home("bea") / ".qcs" / "secrets.toml").read_text()
         assert after["access_token"] in secrets_file  # the running server wrote what the restarted Hub refreshed
+    # The stack's exit stops what the Hub left running: bea's server and the proxy outlive neither Hub nor test.
+    assert not [pid for pid in kept if _alive(pid)], kept
+
+
+def _alive(pid: int) -> bool:
+    """Running (not ended, not a zombie waiting for its parent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def test_invalid_grant_while_running_asks_to_log_in_again_once(tmp_path):
