@@ -276,8 +276,15 @@ class LocalIdP(LoggedProcess):
 
     def stats(self) -> dict[str, Any]:
         """Counts: ``token_requests`` / ``token_ok`` / ``token_failed`` by grant_type,
-        ``refresh_ok``, ``refresh_failed``, ``userinfo_ok``, ``userinfo_failed``."""
+        ``refresh_ok``, ``refresh_failed``, ``userinfo_ok``, ``userinfo_failed``; and per account (login name)
+        under ``by_account`` (see :meth:`account_stats`)."""
         return self._request("GET", "/__stats")
+
+    def account_stats(self, login: str) -> dict[str, Any]:
+        """One account's token requests since the last reset: ``token_requests`` by grant_type, ``refresh_ok``,
+        ``refresh_failed``. Counts of other users (whose servers refresh meanwhile) are not in it."""
+        empty = {"token_requests": {}, "refresh_ok": 0, "refresh_failed": 0}
+        return self.stats()["by_account"].get(login, empty)
 
     def reset_stats(self) -> dict[str, Any]:
         return self._request("POST", "/__reset_stats")

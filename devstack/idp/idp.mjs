@@ -84,6 +84,9 @@ function freshStats() {
     userinfo_failed: 0,
     introspect_active: 0,
     introspect_inactive: 0,
+    // The same token counts per account (login name), so a test can count one user's refreshes while other
+    // users' servers refresh too: {login: {token_requests: {grant_type: n}, refresh_ok: n, refresh_failed: n}}.
+    by_account: {},
   };
 }
 let stats = freshStats();
@@ -174,6 +177,14 @@ function countToken(ctx, ok, err) {
   bucket[gt] = (bucket[gt] ?? 0) + 1;
   if (gt === 'refresh_token') {
     if (ok) stats.refresh_ok += 1; else stats.refresh_failed += 1;
+  }
+  const entities = ctx.oidc?.entities ?? {};
+  const account = entities.Account?.accountId ?? entities.RefreshToken?.accountId
+    ?? entities.AuthorizationCode?.accountId ?? '?';
+  const mine = stats.by_account[account] ??= { token_requests: {}, refresh_ok: 0, refresh_failed: 0 };
+  mine.token_requests[gt] = (mine.token_requests[gt] ?? 0) + 1;
+  if (gt === 'refresh_token') {
+    if (ok) mine.refresh_ok += 1; else mine.refresh_failed += 1;
   }
   const client = ctx.oidc?.client?.clientId ?? ctx.oidc?.params?.client_id ?? '?';
   if (ok) {
