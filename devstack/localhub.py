@@ -98,6 +98,15 @@ class LocalHub(LoggedProcess):
     def home(self, user: str) -> Path:
         return self.homes / user
 
+    def session_token(self, user: str) -> str:
+        """The session refresh token the user's server wrote into ~/.qcs/secrets.toml (what kernels refresh with)."""
+        import tomlkit
+
+        doc = tomlkit.parse((self.home(user) / ".qcs" / "secrets.toml").read_text()).unwrap()
+        token = doc["credentials"]["default"]["token_payload"]["refresh_token"]
+        assert token.startswith("qcsj2."), "the refresh token in secrets.toml is not a session token of the Hub"
+        return token
+
     def user_server_config(self) -> dict:
         """jupyter_server config of the user servers (JupyterLab's news and update checks off)."""
         return {
@@ -116,6 +125,7 @@ c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
 c.QCSAuthenticator.allow_all = True
 c.QCSAuthenticator.refresh_margin = {self.refresh_margin}
 c.QCSAuthenticator.auth_refresh_age = {self.auth_refresh_age}
+c.QCSAuthenticator.allow_insecure_issuer = {not self.idp.https!r}  # only a local IdP on loopback is ever http
 """
 
     def spawner_environment(self) -> dict[str, str]:
@@ -328,12 +338,14 @@ def local_stack(
     idp_options: dict[str, Any] | None = None,
     hub_https: bool = False,
     qcs_api: bool = False,
+    hub_class: type[LocalHub] = LocalHub,
     **hub_options: Any,
 ) -> Iterator[LocalHub]:
     """A started local IdP (one client, allowed to redirect to the Hub) and a ``LocalHub`` using it.
 
     ``hub_https`` serves the Hub over https (the IdP must be https too); ``qcs_api`` also starts the stand-in
-    QCS API (``hub.qcs_api``), which introspects tokens at the IdP as a client of its own.
+    QCS API (``hub.qcs_api``), which introspects tokens at the IdP as a client of its own. ``hub_class``: a
+    ``LocalHub`` subclass (e.g. ``devstack.docker.DockerHub``), given ``hub_options`` too.
     """
     ensure_node_modules()
     port = port or free_port()
@@ -360,7 +372,7 @@ def local_stack(
         api = (
             stack.enter_context(QCSAPI(idp, api_client["client_id"], api_client["client_secret"])) if qcs_api else None
         )
-        hub = LocalHub(
+        hub = hub_class(
             workdir / "hub",
             idp,
             port=port,

@@ -35,6 +35,7 @@ def build_payload(
     auth_state: dict[str, Any],
     *,
     auth_server: AuthServer,
+    session_token: str | None,
     api_url: str | None,
     grpc_api_url: str | None,
     profile: str | None,
@@ -44,13 +45,14 @@ def build_payload(
     """What the Hub hands a user's server: only what ``~/.qcs`` needs, nothing about anyone else.
 
     ``auth_server`` is the issuer the QCS clients refresh through: the Hub's own, whose refresh token is the
-    user's session token (good only while one of their servers runs). The real refresh token never leaves the Hub.
+    user's ``session_token`` (good only there, for a bounded time, while their session runs). The real refresh
+    token never leaves the Hub.
     """
     qcs = auth_state.get("qcs") or {}
     response = auth_state.get("token_response") or {}
     token = {
         "access_token": auth_state["access_token"],
-        "refresh_token": qcs.get("session_refresh_token"),
+        "refresh_token": session_token,
         "id_token": auth_state.get("id_token"),
         "token_type": response.get("token_type") or "Bearer",
         "scope": " ".join(auth_state["scope"])

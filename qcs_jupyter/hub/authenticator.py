@@ -8,10 +8,7 @@ so no roles, scopes or spawner settings are needed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import inspect
 import json
 import os
@@ -26,7 +23,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPRequest
-from traitlets import Float, Integer, Unicode, default, validate
+from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from ..credentials import AuthServer
 from ..credentials.tokens import jwt_expiry
@@ -39,7 +36,8 @@ from ..qcs import (
     REFRESH_TOKEN_LIFETIME_DAYS,
     REFRESH_TOKEN_WARNING_DAYS,
 )
-from . import metrics
+from . import metrics, session
+from .limits import FailureLimiter
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
 FORCED_REFRESH_MIN_AGE = 5.0
@@ -48,8 +46,9 @@ _ENDPOINT_KEYS = {
     "token_url": "token_endpoint",
     "userdata_url": "userinfo_endpoint",
 }
-#: Prefix of the session refresh tokens the Hub mints for QCS clients in kernels.
-SESSION_TOKEN_PREFIX = "qcsj1"
+
+#: The keys of auth_state that hold token values (oauthenticator's, the IdP's whole answer included).
+TOKEN_KEYS = ("access_token", "refresh_token", "id_token", "token_response")
 
 # Outcomes of an IdP refresh (also metric labels).
 OUTCOME_OK = "ok"
@@ -183,6 +182,21 @@ class QCSAuthenticator(GenericOAuthenticator):
     def _validate_issuer(self, proposal: Any) -> str:
         return str(proposal["value"]).rstrip("/")
 
+    allow_insecure_issuer = Bool(
+        False,
+        config=True,
+        help="""Accept an http:// issuer (and http endpoints on its origin). Tokens and the client secret then cross
+        the network in the clear: only for a local test identity provider. Default: refused, with a log line.""",
+    )
+
+    revocation_url = Unicode(
+        "",
+        config=True,
+        help="""The IdP's token revocation endpoint (RFC 7009), where logout and "Revoke QCS session" revoke the
+        refresh token. Default: the discovery document's revocation_endpoint, if it is https on the issuer's
+        origin. Set it (like authorize_url, token_url, userdata_url) to use an endpoint elsewhere.""",
+    )
+
     discovery_timeout = Float(10.0, config=True, help="Seconds to wait for the issuer's discovery document.")
 
     client_issuer_url = Unicode(
@@ -225,6 +239,38 @@ class QCSAuthenticator(GenericOAuthenticator):
         float(REFRESH_TOKEN_WARNING_DAYS),
         config=True,
         help="Warn (status, admin page, metrics) when the refresh token is within this many days of its lifetime.",
+    )
+
+    session_token_lifetime = Float(
+        20 * 3600.0,
+        config=True,
+        help="""Seconds a session refresh token (the refresh token in users' secrets.toml, good only at the Hub's
+        issuer) works after it was minted, even while servers run: a copy of secrets.toml stops working within
+        this time. QCS clients that keep the rotated token of each refresh answer keep working as long as one of
+        the user's servers runs; those that keep their first token work for at least this minus
+        session_token_rotation. Default: 20 hours.""",
+    )
+    session_token_rotation = Float(
+        3600.0,
+        config=True,
+        help="""Seconds between two session refresh tokens: servers write the newest into secrets.toml on each pull,
+        and the Hub's issuer answers every refresh with it. Must be shorter than session_token_lifetime.
+        Default: 1 hour.""",
+    )
+
+    @validate("session_token_rotation")
+    def _validate_rotation(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0 < value < self.session_token_lifetime:
+            raise ValueError("session_token_rotation must be positive and shorter than session_token_lifetime")
+        return value
+
+    issuer_failures_per_minute = Integer(
+        30,
+        config=True,
+        help="""Failed refresh attempts (bad, expired or ended session tokens) one client address may make per minute
+        at the Hub's issuer before further failures are answered 429 with Retry-After. Valid session tokens are
+        always answered.""",
     )
 
     qcs_profile = Unicode(
@@ -277,6 +323,8 @@ class QCSAuthenticator(GenericOAuthenticator):
         self._state_locks: dict[str, asyncio.Lock] = {}
         self._backoff: dict[str, tuple[float, int, str]] = {}  # user -> (next attempt at, failures, error)
         self._background: set[asyncio.Task] = set()
+        self._session_tokens: session.SessionTokens | None = None
+        self._issuer_limiter: FailureLimiter | None = None
         self.refresh_requests = 0  # IdP refresh calls made (for operators and tests)
         try:
             asyncio.get_running_loop()
@@ -301,6 +349,11 @@ class QCSAuthenticator(GenericOAuthenticator):
     def configuration_problems(self) -> list[str]:
         """What is missing from the Hub's configuration, one plain sentence each naming the setting."""
         problems = []
+        if self.issuer.startswith("http://") and not self.allow_insecure_issuer:
+            problems.append(
+                f"the issuer {self.issuer} is http: tokens would cross the network in the clear. Use the https "
+                "issuer, or set c.QCSAuthenticator.allow_insecure_issuer = True for a local test IdP."
+            )
         if not self.client_id:
             problems.append("no client id: set c.QCSAuthenticator.client_id (or the OAUTH_CLIENT_ID variable).")
         if not self.oauth_callback_url:
@@ -336,12 +389,24 @@ class QCSAuthenticator(GenericOAuthenticator):
     async def _fetch_discovery(self) -> None:
         url = f"{self.issuer}/.well-known/openid-configuration"
         try:
+            if not self._origin_allowed(self.issuer):
+                raise DiscoveryError(
+                    f"the issuer {self.issuer} is not https (set c.QCSAuthenticator.allow_insecure_issuer = True "
+                    "only for a local test IdP)"
+                )
             response = await self.http_client.fetch(
                 self._request(url, method="GET", headers={"Accept": "application/json"}, timeout=self.discovery_timeout)
             )
             doc = _json_or_empty(response.body)
             if str(doc.get("issuer", "")).rstrip("/") != self.issuer:
                 raise DiscoveryError(f"{url} names the issuer {doc.get('issuer')!r}, not {self.issuer!r}")
+            for trait, key in _ENDPOINT_KEYS.items():
+                endpoint = doc.get(key)
+                if not getattr(self, trait) and isinstance(endpoint, str) and not self._on_issuer_origin(endpoint):
+                    raise DiscoveryError(
+                        f"{url} names {key} {endpoint!r}, which is not https on the issuer's origin; set "
+                        f"c.QCSAuthenticator.{trait} if that endpoint is really the IdP's"
+                    )
         except Exception as e:
             self._discovery_error = str(e) if isinstance(e, DiscoveryError) else f"{url}: {_describe(e)}"
             self._discovery_retry_at = time.monotonic() + 10.0
@@ -355,13 +420,33 @@ class QCSAuthenticator(GenericOAuthenticator):
         self._discovery = doc
         self._discovery_error = None
 
+    def _origin_allowed(self, url: str) -> bool:
+        scheme = urlparse(url).scheme
+        return scheme == "https" or (scheme == "http" and self.allow_insecure_issuer)
+
+    def _on_issuer_origin(self, url: str) -> bool:
+        """Whether ``url`` is https (or an allowed http) on the issuer's own scheme, host and port."""
+        try:
+            endpoint, issuer = urlparse(url), urlparse(self.issuer)
+            same = (endpoint.scheme, endpoint.netloc.lower()) == (issuer.scheme, issuer.netloc.lower())
+        except ValueError:
+            return False
+        return same and self._origin_allowed(url)
+
     def _request(self, url: str, *, timeout: float, **kwargs: Any) -> HTTPRequest:
-        """A request to the IdP honouring oauthenticator's http_request_kwargs (proxy, CA) and TLS settings."""
-        options = {**self.http_request_kwargs, **kwargs}
+        """A request to the IdP honouring oauthenticator's http_request_kwargs (proxy, CA) and TLS settings.
+
+        Redirects are never followed: a 307/308 would re-send the refresh token and client secret elsewhere."""
+        options = {**self.http_request_kwargs, **kwargs, "follow_redirects": False}
         options.setdefault("validate_cert", self.validate_server_cert)
         options.setdefault("request_timeout", timeout)
         options.setdefault("connect_timeout", timeout)
         return HTTPRequest(url, **options)
+
+    async def httpfetch(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        """oauthenticator's requests (the login's code exchange, userinfo) never follow redirects either."""
+        kwargs["follow_redirects"] = False
+        return await super().httpfetch(url, *args, **kwargs)
 
     async def get_token_info(self, handler: Any, params: dict[str, Any]) -> dict[str, Any]:
         await self.discover()
@@ -401,7 +486,7 @@ class QCSAuthenticator(GenericOAuthenticator):
     ) -> dict[str, Any] | None:
         """Read, change and save a user's auth_state under that user's lock (no lost updates between the
         refresher, spawns, stops, pulls and logouts). ``change`` edits the dict in place."""
-        lock = self._state_locks.setdefault(user.name, asyncio.Lock())
+        lock = self.state_lock(user.name)
         async with lock:
             state = await user.get_auth_state()
             if state is None:
@@ -521,11 +606,25 @@ class QCSAuthenticator(GenericOAuthenticator):
         self._backoff.pop(user.name, None)
         self._note_refresh(OUTCOME_OK, started)
         user_info = await self._user_info_after_refresh(token_info)
+        ended = False
 
         async def apply(s: dict[str, Any]) -> None:
+            nonlocal ended
+            # Only the session this refresh was made for takes its result: a logout, a revoke or a new login
+            # while the IdP was answering changed the refresh token, and must not be undone.
+            if s.get("refresh_token") != refresh_token:
+                ended = True
+                return
             await self._apply_refresh(s, token_info, user_info)
 
         new_state = await self.update_auth_state(user, apply)
+        if ended:
+            rotated = token_info.get("refresh_token")
+            if isinstance(rotated, str) and rotated and rotated != refresh_token:
+                self._revoke_in_background(rotated, user.name)
+            self.log.info("QCS: discarded a refresh for %s that finished after their session ended", user.name)
+            state = new_state or {}
+            return Freshness(new_state, relogin=not state.get("refresh_token"), error=_refused_reason(state))
         self.log.info("QCS: refreshed the access token of %s", user.name)
         return Freshness(new_state, refreshed=True)
 
@@ -557,8 +656,17 @@ class QCSAuthenticator(GenericOAuthenticator):
             self._observe_health(auth_model["name"], auth_model["auth_state"])
         return auth_model
 
-    def delete_user(self, user: Any) -> None:
-        super().delete_user(user)
+    async def delete_user(self, user: Any) -> None:
+        """A deleted user's QCS session ends with them: the refresh token is revoked at the IdP."""
+        inherited = super().delete_user(user)
+        if inspect.isawaitable(inherited):
+            await inherited
+        state = await user.get_auth_state() if self.enable_auth_state else None
+        refresh_token = (state or {}).get("refresh_token")
+        if isinstance(refresh_token, str) and refresh_token:
+            self._revoke_in_background(refresh_token, user.name)
+        self._backoff.pop(user.name, None)
+        self._state_locks.pop(user.name, None)
         metrics.forget_user(user.name)
 
     async def _request_refresh(self, refresh_token: str) -> dict[str, Any]:
@@ -611,18 +719,18 @@ class QCSAuthenticator(GenericOAuthenticator):
 
     # --- logout and revocation -------------------------------------------------------------------------
     async def revoke_session(self, user: Any, reason: str) -> None:
-        """End the user's QCS session: drop the tokens from auth_state at once, then revoke the refresh token at
-        the IdP (RFC 7009) in the background, best effort. Running servers get "logged out" on their next pull and
-        held clients in kernels can no longer refresh."""
-        dropped: dict[str, str] = {}
+        """End the user's QCS session: drop every token from auth_state at once (the IdP's answer kept in
+        ``token_response`` too), end the session tokens of QCS clients in kernels, then revoke the refresh token at
+        the IdP (RFC 7009) in the background, best effort. Running servers get "logged out" on their next pull."""
+        dropped: dict[str, Any] = {}
 
         def drop(s: dict[str, Any]) -> None:
-            for key in ("refresh_token", "access_token", "id_token"):
-                if s.get(key):
+            for key in TOKEN_KEYS:
+                if key in s:
                     dropped[key] = s.pop(key)
+            session.end(s["qcs"])
             s["qcs"].update(
                 logged_out_at=time.time(),
-                session_refresh_token=None,
                 relogin_reason=(
                     "you logged out; log in again"
                     if reason == "logout"
@@ -632,16 +740,27 @@ class QCSAuthenticator(GenericOAuthenticator):
 
         await self.update_auth_state(user, drop)
         self._backoff.pop(user.name, None)
-        if dropped.get("refresh_token"):
-            task = asyncio.ensure_future(self._revoke(dropped["refresh_token"], user.name))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if isinstance(dropped.get("refresh_token"), str):
+            self._revoke_in_background(dropped["refresh_token"], user.name)
         self.log.info("QCS: ended the QCS session of %s (%s)", user.name, reason)
+
+    def _revoke_in_background(self, refresh_token: str, user_name: str) -> None:
+        task = asyncio.ensure_future(self._revoke(refresh_token, user_name))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _revoke(self, refresh_token: str, user_name: str) -> bool:
         try:
             doc = await self.discover()
-            endpoint = doc.get("revocation_endpoint")
+            endpoint = self.revocation_url or doc.get("revocation_endpoint")
+            if isinstance(endpoint, str) and not self.revocation_url and not self._on_issuer_origin(endpoint):
+                self.log.warning(
+                    "QCS: the issuer's revocation endpoint %s is not https on its origin; not revoking %s's refresh"
+                    " token there (set c.QCSAuthenticator.revocation_url if it is really the IdP's)",
+                    endpoint,
+                    user_name,
+                )
+                return False
             if not isinstance(endpoint, str):
                 self.log.info(
                     "QCS: the issuer has no revocation endpoint; %s's refresh token was only dropped", user_name
@@ -669,38 +788,33 @@ class QCSAuthenticator(GenericOAuthenticator):
             self.log.warning("QCS: could not revoke the refresh token of %s at the IdP: %s", user_name, _describe(e))
             return False
 
-    # --- servers: who may pull --------------------------------------------------------------------------
+    # --- servers and the session ---------------------------------------------------------------------------
     async def pre_spawn_start(self, user: Any, spawner: Any) -> None:
-        """Every server start gets freshly refreshed credentials and is recorded as the user's own server.
+        """Every server start gets freshly refreshed credentials, begins the session if none is running, and is
+        noted for the admin page. IdP trouble never fails a spawn.
 
-        The record (a hash of the server's API token, in encrypted auth_state) is what lets that server, and
-        nothing else, pull the user's credentials. IdP trouble never fails a spawn.
-        """
+        Which servers may pull is not recorded here: JupyterHub itself knows the token each server holds (see
+        ``binding``), also when a spawner resumes with a token of its own."""
         inherited = super().pre_spawn_start(user, spawner)
         if inspect.isawaitable(inherited):
             await inherited
         result = await self.ensure_fresh(user, force=True)
         if result.error:
             self.log.warning("QCS: starting %s with the tokens we have: %s", spawner._log_name, result.error)
-        others = [s for name, s in user.spawners.items() if name != spawner.name and s.active]
 
-        def record(state: dict[str, Any]) -> None:
+        def note(state: dict[str, Any]) -> None:
             qcs = state["qcs"]
             servers = {k: v for k, v in (qcs.get("servers") or {}).items() if k in user.spawners and k != spawner.name}
-            servers[spawner.name] = {
-                "token_sha256": _sha256(spawner.api_token),
-                "started_at": time.time(),
-                "last_pull_at": None,
-            }
+            servers[spawner.name] = {"started_at": time.time(), "last_pull_at": None}
             qcs["servers"] = servers
-            if not qcs.get("session_refresh_token") or not others:
-                qcs["session_refresh_token"] = _mint_session_token(user.name)
+            if state.get("access_token"):
+                session.ensure(qcs)
 
-        if await self.update_auth_state(user, record) is None:
+        if await self.update_auth_state(user, note) is None:
             self.log.warning("QCS: %s has no QCS tokens stored; their server starts without credentials", user.name)
 
     async def post_spawn_stop(self, user: Any, spawner: Any) -> None:
-        """A stopped server can no longer pull; with no server left, the session refresh token dies too."""
+        """With the user's last server stopped, the session ends: no session token works any more."""
         inherited = super().post_spawn_stop(user, spawner)
         if inspect.isawaitable(inherited):
             await inherited
@@ -710,50 +824,81 @@ class QCSAuthenticator(GenericOAuthenticator):
             qcs = state["qcs"]
             (qcs.get("servers") or {}).pop(spawner.name, None)
             if not others:
-                qcs["session_refresh_token"] = None
+                session.end(qcs)
 
         await self.update_auth_state(user, forget)
 
-    def calling_server(self, user: Any, state: dict[str, Any] | None, token: str | None) -> str | None:
-        """The name of ``user``'s running server that ``token`` was issued to, or None."""
-        if not token or not state:
-            return None
-        digest = _sha256(token)
-        for name, record in ((state.get("qcs") or {}).get("servers") or {}).items():
-            spawner = user.spawners.get(name) if name in user.spawners else None
-            if (
-                spawner is not None
-                and spawner.active
-                and isinstance(record, dict)
-                and hmac.compare_digest(str(record.get("token_sha256", "")), digest)
-            ):
-                return name
-        return None
+    async def note_pull(self, user: Any, server_name: str) -> dict[str, Any] | None:
+        """A server of the user pulled: note when, and make sure the session runs (a new login after a logout
+        begins a new one). Returns the saved auth_state."""
 
-    async def record_pull(self, user: Any, server_name: str) -> None:
         def note(state: dict[str, Any]) -> None:
-            record = ((state.get("qcs") or {}).get("servers") or {}).get(server_name)
+            qcs = state["qcs"]
+            record = (qcs.get("servers") or {}).get(server_name)
             if isinstance(record, dict):
                 record["last_pull_at"] = time.time()
+            if state.get("access_token"):
+                session.ensure(qcs)
 
-        await self.update_auth_state(user, note)
+        return await self.update_auth_state(user, note)
 
-    def session_token_user(self, token: str) -> str | None:
-        """The user name a session refresh token claims (not yet verified)."""
-        parts = token.split(".")
-        if len(parts) != 3 or parts[0] != SESSION_TOKEN_PREFIX:
-            return None
+    @property
+    def session_tokens(self) -> session.SessionTokens:
+        """Mints and checks the session refresh tokens, signed with a key derived from JUPYTERHUB_CRYPT_KEY."""
+        if self._session_tokens is None:
+            from jupyterhub.crypto import CryptKeeper
+
+            key = session.derive_key(list(CryptKeeper.instance().keys))
+            if key is None:
+                self.log.warning(
+                    "QCS: no JUPYTERHUB_CRYPT_KEY; session tokens of QCS clients in kernels end at a Hub restart"
+                )
+                key = secrets.token_bytes(32)
+            self._session_tokens = session.SessionTokens(
+                key, lifetime=self.session_token_lifetime, rotation=self.session_token_rotation
+            )
+        return self._session_tokens
+
+    def session_token(self, user_name: str, state: dict[str, Any] | None) -> str | None:
+        """The current session refresh token of the user, or None when no session runs."""
+        session_id = ((state or {}).get("qcs") or {}).get("session_id")
+        return self.session_tokens.mint(user_name, session_id) if isinstance(session_id, str) and session_id else None
+
+    @property
+    def issuer_limiter(self) -> FailureLimiter:
+        """Failed attempts per client at the Hub's issuer."""
+        if self._issuer_limiter is None:
+            self._issuer_limiter = FailureLimiter(self.issuer_failures_per_minute, window=60.0)
+        return self._issuer_limiter
+
+    def state_lock(self, user_name: str) -> asyncio.Lock:
+        """The lock every change of the user's auth_state holds."""
+        return self._state_locks.setdefault(user_name, asyncio.Lock())
+
+    def hub_user(self, name: str) -> Any:
+        """JupyterHub's user object by name, or None (outside a running Hub)."""
+        users = getattr(self.parent, "users", None)
         try:
-            return base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            return users[name] if users is not None else None
+        except KeyError:
             return None
 
-    @staticmethod
-    def session_token_valid(user: Any, state: dict[str, Any] | None, token: str) -> bool:
-        expected = ((state or {}).get("qcs") or {}).get("session_refresh_token")
-        if not expected or not hmac.compare_digest(str(expected), token):
-            return False
-        return any(s.active for s in user.spawners.values())
+    def release_after_save(self, lock: asyncio.Lock, user: Any, state: dict[str, Any]) -> None:
+        """Release ``lock`` once JupyterHub has saved ``state`` as the user's auth_state (bounded: 10 s)."""
+
+        async def wait_and_release() -> None:
+            try:
+                for _ in range(200):
+                    await asyncio.sleep(0.05)
+                    if user is None or await user.get_auth_state() == state:
+                        return
+                self.log.warning("QCS: the new login's auth_state of %s was not saved within 10 s", user.name)
+            finally:
+                lock.release()
+
+        task = asyncio.ensure_future(wait_and_release())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- what servers and clients receive --------------------------------------------------------------
     @staticmethod
@@ -774,10 +919,11 @@ class QCSAuthenticator(GenericOAuthenticator):
     def auth_server(self) -> AuthServer:
         return AuthServer(self.issuer_for_clients() or self.issuer, self.client_id)
 
-    def handoff_payload(self, freshness: Freshness) -> dict[str, Any]:
+    def handoff_payload(self, user_name: str, freshness: Freshness) -> dict[str, Any]:
         assert freshness.auth_state is not None
         return build_payload(
             freshness.auth_state,
+            session_token=self.session_token(user_name, freshness.auth_state),
             auth_server=self.auth_server(),
             api_url=self.qcs_api_url,
             grpc_api_url=self.qcs_grpc_api_url,
@@ -805,25 +951,31 @@ class QCSAuthenticator(GenericOAuthenticator):
         ]
 
 
-def _keep_server_records(authenticator: Any, auth_model: dict[str, Any], existing: dict[str, Any] | None) -> Any:
-    """A new login keeps the records of the user's running servers (they go on pulling, with the new tokens)."""
+async def _keep_server_records(authenticator: Any, auth_model: dict[str, Any], existing: dict[str, Any] | None) -> Any:
+    """A new login keeps what belongs to the user's running servers: their notes and the running session, so
+    servers and QCS clients in kernels go on with the new tokens. An ended session stays ended.
+
+    Runs under the user's lock, reading the stored state afresh (a spawn or stop that finished meanwhile counts),
+    and holds the lock until JupyterHub has saved what it returns."""
     state = auth_model.get("auth_state")
-    previous = (existing or {}).get("qcs") or {}
-    if isinstance(state, dict) and isinstance(state.get("qcs"), dict):
+    if not isinstance(state, dict) or not isinstance(state.get("qcs"), dict):
+        return state
+    lock = authenticator.state_lock(auth_model["name"])
+    await lock.acquire()
+    try:
+        user = authenticator.hub_user(auth_model["name"])
+        if user is not None:
+            existing = await user.get_auth_state()
+        previous = (existing or {}).get("qcs") or {}
+        running = previous.get("session_id") or None
         state["qcs"]["servers"] = previous.get("servers") or {}
-        state["qcs"]["session_refresh_token"] = previous.get("session_refresh_token") or (
-            _mint_session_token(auth_model["name"]) if previous.get("servers") else None
-        )
+        state["qcs"]["session_id"] = running
+        state["qcs"]["session_started_at"] = previous.get("session_started_at") if running else None
+    except BaseException:
+        lock.release()
+        raise
+    authenticator.release_after_save(lock, user, state)
     return state
-
-
-def _mint_session_token(user_name: str) -> str:
-    name = base64.urlsafe_b64encode(user_name.encode("utf-8")).decode("ascii").rstrip("=")
-    return f"{SESSION_TOKEN_PREFIX}.{name}.{secrets.token_urlsafe(32)}"
-
-
-def _sha256(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _relogin_reason(state: dict[str, Any] | None) -> str:

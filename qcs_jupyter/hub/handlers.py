@@ -1,12 +1,12 @@
 """The Hub API routes of qcs-jupyter.
 
 - ``/hub/api/qcs/credentials/{user}`` and ``/hub/api/qcs/stop/{user}``: for the user's running servers only. The
-  caller is recognized by the API token JupyterHub issued to that server (its hash is recorded at spawn in the
-  encrypted auth_state); a browser session, a personal or admin token, a service, another user's server or a
-  stopped server all get the same 403, whether the user exists or not. No scope or role is involved.
+  caller is recognized by the API token JupyterHub holds for that server (``binding``); a browser session, a
+  personal or admin token, a service, another user's server or a stopped server all get the same 403, whether
+  the user exists or not. No scope or role is involved.
 - ``/hub/api/qcs/issuer/...``: a minimal OpenID issuer for QCS clients in kernels. Their refresh grant carries
-  the user's session refresh token (good only while one of the user's servers runs) and is answered with the
-  Hub's fresh access token; the real refresh token never leaves the Hub.
+  the user's session refresh token (``session``: signed, rotating, bounded in time, dead when the session ends)
+  and is answered with the Hub's fresh access token; the real refresh token never leaves the Hub.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.orm import APIToken
 from tornado import web
+
+from . import binding
 
 NOT_YOURS = "Only the user's own running servers can use this route."
 
@@ -33,16 +34,13 @@ class _QCSAPIHandler(APIHandler):
 class _ServerOnlyHandler(_QCSAPIHandler):
     """Answers only a token JupyterHub issued to one of the named user's running servers."""
 
-    async def calling_server(self, user_name: str) -> tuple[Any, dict[str, Any] | None, str]:
+    def calling_server(self, user_name: str) -> tuple[Any, str]:
         token = self.get_auth_token()
         user = self.find_user(user_name) if token else None
-        if user is None or APIToken.find(self.db, token) is None:
-            raise web.HTTPError(403, NOT_YOURS)
-        state = await user.get_auth_state()
-        server_name = self.authenticator.calling_server(user, state, token)
+        server_name = binding.calling_server(self.db, user, token) if user is not None else None
         if server_name is None:
             raise web.HTTPError(403, NOT_YOURS)
-        return user, state, server_name
+        return user, server_name
 
 
 class QCSCredentialsHandler(_ServerOnlyHandler):
@@ -56,7 +54,7 @@ class QCSCredentialsHandler(_ServerOnlyHandler):
         started = time.monotonic()
         authenticator = self.authenticator
         try:
-            user, _, server_name = await self.calling_server(user_name)
+            user, server_name = self.calling_server(user_name)
         except web.HTTPError:
             authenticator.note_handoff("refused", started)  # not one of the user's running servers
             raise
@@ -67,8 +65,9 @@ class QCSCredentialsHandler(_ServerOnlyHandler):
         if result.relogin and not authenticator.access_token_valid(result.auth_state):
             authenticator.note_handoff("relogin", started)
             raise web.HTTPError(401, f"The QCS login has expired: {result.error or 'log in again'}.")
-        payload = authenticator.handoff_payload(result)
-        await authenticator.record_pull(user, server_name)
+        noted = await authenticator.note_pull(user, server_name)
+        result.auth_state = noted or result.auth_state
+        payload = authenticator.handoff_payload(user.name, result)
         authenticator.note_handoff("ok", started)
         self.write_json(payload)
 
@@ -86,7 +85,7 @@ class QCSStopHandler(_ServerOnlyHandler):
     """
 
     async def post(self, user_name: str) -> None:
-        user, _, server_name = await self.calling_server(user_name)
+        user, server_name = self.calling_server(user_name)
         spawner = user.spawners[server_name]
         if spawner.pending:
             raise web.HTTPError(409, f"The server is busy ({spawner.pending}); try again in a moment.")
@@ -131,27 +130,55 @@ class QCSIssuerDiscoveryHandler(_IssuerHandler):
 class QCSIssuerTokenHandler(_IssuerHandler):
     """``POST {issuer}/v1/token`` with ``grant_type=refresh_token``: the Hub's fresh access token.
 
-    The refresh token is the user's session token; the answer repeats it (pyQuil's core requires a
-    ``refresh_token`` in the answer). Every refusal is ``invalid_grant`` and says nothing about the user.
+    The refresh token is the user's session token; the answer carries the session's newest one (pyQuil's core
+    requires a ``refresh_token`` in the answer). Every refusal is ``400 invalid_grant`` and says nothing about the
+    user: a malformed or forged token is refused by its format and signature before any lookup, so unknown users
+    and wrong tokens cost the same. A client with too many failures in a minute gets ``429`` with
+    ``Retry-After`` for further failures; a valid session token is always answered.
     """
 
     def _oauth_error(self, error: str, description: str, status: int = 400) -> None:
         self.write_json({"error": error, "error_description": description}, status=status)
 
+    def _form_value(self, name: str) -> str | None:
+        """One form field as text, or None when absent, repeated or not valid UTF-8 (never an exception)."""
+        values = self.request.body_arguments.get(name) or []
+        if len(values) != 1:
+            return None
+        try:
+            return values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def _refuse(self, outcome: str, description: str, error: str = "invalid_grant") -> None:
+        authenticator = self.authenticator
+        client = self.request.remote_ip or "unknown"
+        wait = authenticator.issuer_limiter.retry_after(client)
+        authenticator.issuer_limiter.failed(client)
+        authenticator.note_client_refresh(outcome)
+        if wait > 0:
+            self.set_header("Retry-After", str(max(1, round(wait))))
+            self._oauth_error("slow_down", "too many failed refresh attempts; try again later", status=429)
+            return
+        self._oauth_error(error, description)
+
     async def post(self) -> None:
         authenticator = self.authenticator
-        if self.get_body_argument("grant_type", "") != "refresh_token":
-            authenticator.note_client_refresh("unsupported")
-            self._oauth_error("unsupported_grant_type", "only the refresh_token grant is served here")
+        if self._form_value("grant_type") != "refresh_token":
+            self._refuse("unsupported", "only the refresh_token grant is served here", "unsupported_grant_type")
             return
-        token = self.get_body_argument("refresh_token", "")
-        name = authenticator.session_token_user(token) if token else None
-        user = self.find_user(name) if name else None
+        tokens = authenticator.session_tokens
+        claim = tokens.parse(self._form_value("refresh_token"))
+        user = self.find_user(claim.user) if claim is not None else None
         state = await user.get_auth_state() if user is not None else None
-        if user is None or not authenticator.session_token_valid(user, state, token):
-            authenticator.note_client_refresh("refused")
-            self._oauth_error(
-                "invalid_grant", "this refresh token is not valid (your JupyterHub server stopped or you logged out)"
+        if (
+            user is None
+            or not tokens.live(claim, (state or {}).get("qcs"))
+            or not any(s.active for s in user.spawners.values())
+        ):
+            self._refuse(
+                "refused",
+                "this refresh token is not valid (it expired, your JupyterHub server stopped, or you logged out)",
             )
             return
         result = await authenticator.ensure_fresh(user)
@@ -165,7 +192,7 @@ class QCSIssuerTokenHandler(_IssuerHandler):
             "access_token": fresh["access_token"],
             "token_type": "Bearer",
             "expires_in": max(0, int((qcs.get("access_token_expires_at") or time.time()) - time.time())),
-            "refresh_token": qcs.get("session_refresh_token") or token,
+            "refresh_token": authenticator.session_token(user.name, fresh) or self._form_value("refresh_token"),
         }
         scope = fresh.get("scope")
         if scope:

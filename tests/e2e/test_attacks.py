@@ -53,7 +53,7 @@ def _secrets(hub, *users: str) -> set[str]:
     for user in users:
         state = hub.auth_state(user) or {}
         out |= {state.get(k) for k in ("access_token", "refresh_token", "id_token") if state.get(k)}
-        out.add((state.get("qcs") or {}).get("session_refresh_token"))
+        out.add(hub.session_token(user) if (hub.home(user) / ".qcs" / "secrets.toml").exists() else None)
     return {s for s in out if s}
 
 
@@ -154,7 +154,7 @@ def test_stopped_servers_token_and_session_token_die(hub):
         time.sleep(0.25)
     named = _server_token(hub, "alice", ALICE_SERVER_NAMED)
     assert _call(hub, "GET", "/qcs/credentials/alice", token=named).status_code == 200  # named servers pull too
-    session = hub.auth_state("alice")["qcs"]["session_refresh_token"]
+    session = hub.session_token("alice")
     form = {"grant_type": "refresh_token", "client_id": "x", "refresh_token": session}
     issuer = f"{hub.url}/hub/api/qcs/issuer"
     assert requests.post(f"{issuer}/v1/token", data=form, timeout=30).json()["access_token"]
@@ -168,7 +168,7 @@ def test_stopped_servers_token_and_session_token_die(hub):
     _assert_refused(_call(hub, "GET", "/qcs/credentials/alice", token=named), hub, "a stopped server's token")
     refused = requests.post(f"{issuer}/v1/token", data=form, timeout=30)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
-    for garbage in ("", "qcsj1.YWxpY2U.guess", "qcsj1.bm9ib2R5.x", "not-a-token"):
+    for garbage in ("", "qcsj1.YWxpY2U.guess", "qcsj1.bm9ib2R5.x", "not-a-token", session[:-1] + "x"):
         answer = requests.post(f"{issuer}/v1/token", data={**form, "refresh_token": garbage}, timeout=30)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
 

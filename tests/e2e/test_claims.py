@@ -53,8 +53,8 @@ def test_auth_state_is_encrypted_in_the_database(tmp_path):
         payload = secrets["credentials"]["default"]["token_payload"]
         values = set(token_values(state)) | {payload["access_token"], payload["refresh_token"], payload["id_token"]}
         # The check means something only if the real tokens are among them.
-        assert {state["access_token"], state["refresh_token"], state["qcs"]["session_refresh_token"]} <= values
-        assert payload["refresh_token"] == state["qcs"]["session_refresh_token"]
+        assert {state["access_token"], state["refresh_token"], hub.session_token("ada")} <= values
+        assert payload["refresh_token"] == hub.session_token("ada") != state["refresh_token"]
         running = database_bytes(hub.workdir)
     at_rest = database_bytes(hub.workdir)  # after the Hub's shutdown writes
     with sqlite3.connect(f"file:{hub.workdir / 'jupyterhub.sqlite'}?mode=ro", uri=True) as db:

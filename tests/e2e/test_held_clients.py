@@ -209,7 +209,7 @@ def test_held_clients_survive_expiries(tmp_path, rotate, client_secret):
             secrets_text = (hub.home(user) / ".qcs" / "secrets.toml").read_text()
             assert state["refresh_token"] not in secrets_text
             payload = tomlkit.parse(secrets_text).unwrap()["credentials"]["default"]["token_payload"]
-            assert payload["refresh_token"] == state["qcs"]["session_refresh_token"]
+            assert payload["refresh_token"] == hub.session_token(user) != state["refresh_token"]
 
         # The session refresh token in the files is good only while one of the user's servers runs.
         user = USERS[PYQUIL]

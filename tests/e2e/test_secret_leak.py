@@ -67,7 +67,7 @@ def test_no_token_value_anywhere(tmp_path):
         third = hub.auth_state("lee")
         secrets = {
             s[k] for s in (first, second, third) for k in ("access_token", "refresh_token", "id_token") if s.get(k)
-        } | {s["qcs"]["session_refresh_token"] for s in (first, second, third)}
+        } | {hub.session_token("lee")}
         assert len(secrets) >= 5  # three access tokens, rotated refresh tokens, id tokens
 
         # Positive control: the search finds a token where it belongs.

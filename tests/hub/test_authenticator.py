@@ -94,9 +94,13 @@ class FakeUser:
 
 def stale_state(refresh_token: str = "refresh-0") -> dict:
     now = time.time()
+    access = access_token(ttl=30)
     return {
-        "access_token": access_token(ttl=30),
+        "access_token": access,
         "refresh_token": refresh_token,
+        "id_token": "the-id-token",
+        # oauthenticator keeps the IdP's whole answer too: every token value is in it again.
+        "token_response": {"access_token": access, "refresh_token": refresh_token, "id_token": "the-id-token"},
         "qcs": {
             "access_token_obtained_at": now - 3570,
             "access_token_expires_at": now + 30,
@@ -166,7 +170,7 @@ def test_issuer_for_clients(callback, explicit, issuer):
 async def test_endpoints_from_discovery_of_a_real_issuer(tmp_path):
     ensure_node_modules()
     with LocalIdP(tmp_path, https=False, clients=[{"client_id": "c", "redirect_uris": ["http://127.0.0.1/cb"]}]) as idp:
-        a = QCSAuthenticator(issuer=idp.issuer)
+        a = QCSAuthenticator(issuer=idp.issuer, allow_insecure_issuer=True)
         doc = await a.discover()
         assert (a.authorize_url, a.token_url, a.userdata_url) == (idp.authorize_url, idp.token_url, idp.userinfo_url)
         assert doc["revocation_endpoint"]
@@ -175,14 +179,16 @@ async def test_endpoints_from_discovery_of_a_real_issuer(tmp_path):
 @pytest.mark.asyncio
 async def test_discovery_failure_is_an_error_and_is_retried(tmp_path):
     port = free_port()
-    a = QCSAuthenticator(issuer=f"http://127.0.0.1:{port}/oauth2/default", discovery_timeout=2)
+    a = QCSAuthenticator(
+        issuer=f"http://127.0.0.1:{port}/oauth2/default", discovery_timeout=2, allow_insecure_issuer=True
+    )
     with pytest.raises(DiscoveryError, match="openid-configuration"):
         await a.discover()
     assert a.token_url == ""  # no guessed endpoints
     a._discovery_retry_at = 0  # the retry delay has passed
-    a.http_client = FakeIdP(discovery={**DISCOVERY, "issuer": a.issuer})
+    a.http_client = FakeIdP(discovery={key: value.replace(ISSUER, a.issuer) for key, value in DISCOVERY.items()})
     await a.discover()
-    assert a.token_url == DISCOVERY["token_endpoint"]
+    assert a.token_url == f"{a.issuer}/v1/token"
 
 
 @pytest.mark.asyncio
@@ -289,8 +295,9 @@ async def test_revoke_session_drops_tokens_and_revokes_at_the_idp():
     idp = FakeIdP()
     a, user = authenticator(idp), FakeUser(state=stale_state("the-refresh-token"))
     await a.revoke_session(user, "logout")
-    assert "refresh_token" not in user.state and "access_token" not in user.state
-    assert user.state["qcs"]["logged_out_at"] and user.state["qcs"]["session_refresh_token"] is None
+    for key in ("refresh_token", "access_token", "id_token", "token_response"):
+        assert key not in user.state
+    assert user.state["qcs"]["logged_out_at"] and user.state["qcs"]["session_id"] is None
     for _ in range(50):
         if idp.count("/v1/revoke"):
             break
@@ -302,25 +309,32 @@ async def test_revoke_session_drops_tokens_and_revokes_at_the_idp():
 
 
 @pytest.mark.asyncio
-async def test_server_records_bind_pulls_to_running_servers():
+async def test_spawns_and_stops_note_servers_and_bound_the_session():
     a = authenticator(FakeIdP())
     user = FakeUser(state=stale_state())
     user.state["qcs"]["access_token_obtained_at"] = time.time()  # no forced refresh at spawn
-    spawner = SimpleNamespace(name="", api_token="server-token", active=True, _log_name="ada/")
-    user.spawners[""] = spawner
-    await a.pre_spawn_start(user, spawner)
+    default = SimpleNamespace(name="", api_token="server-token", active=True, _log_name="ada/")
+    named = SimpleNamespace(name="gpu", api_token="other-token", active=True, _log_name="ada/gpu")
+    user.spawners.update({"": default, "gpu": named})
+    await a.pre_spawn_start(user, default)
+    await a.pre_spawn_start(user, named)
     state = await user.get_auth_state()
-    assert "server-token" not in json.dumps(state)  # only a hash is kept
-    assert a.calling_server(user, state, "server-token") == ""
-    assert a.calling_server(user, state, "another-token") is None
-    session = state["qcs"]["session_refresh_token"]
-    assert a.session_token_user(session) == "ada" and a.session_token_valid(user, state, session)
-    assert not a.session_token_valid(user, state, session + "x")
-    spawner.active = False
-    assert a.calling_server(user, state, "server-token") is None and not a.session_token_valid(user, state, session)
-    await a.post_spawn_stop(user, spawner)
+    assert "server-token" not in json.dumps(state) and "other-token" not in json.dumps(state)
+    assert set(state["qcs"]["servers"]) == {"", "gpu"}
+    session_id = state["qcs"]["session_id"]
+    token = a.session_token("ada", state)
+    assert token and token not in json.dumps(state)  # only the session id is kept, never a token
+    assert a.session_tokens.live(a.session_tokens.parse(token), state["qcs"])
+    named.active = False
+    await a.post_spawn_stop(user, named)  # another server still runs: the session goes on
     state = await user.get_auth_state()
-    assert state["qcs"]["servers"] == {} and state["qcs"]["session_refresh_token"] is None
+    assert state["qcs"]["session_id"] == session_id and set(state["qcs"]["servers"]) == {""}
+    default.active = False
+    await a.post_spawn_stop(user, default)  # the last one: the session ends
+    state = await user.get_auth_state()
+    assert state["qcs"]["servers"] == {} and state["qcs"]["session_id"] is None
+    assert not a.session_tokens.live(a.session_tokens.parse(token), state["qcs"])
+    assert a.session_token("ada", state) is None
 
 
 @pytest.mark.asyncio

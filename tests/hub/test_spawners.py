@@ -37,9 +37,11 @@ def logged_in_user() -> FakeUser:
     )
 
 
-def secrets_of(user: FakeUser) -> set[str]:
+def secrets_of(user: FakeUser, authenticator: QCSAuthenticator) -> set[str]:
     state = user.state
-    return {state["access_token"], state["refresh_token"], state["id_token"], state["qcs"]["session_refresh_token"]}
+    session = authenticator.session_token(user.name, state)
+    assert session  # the hooks began the session
+    return {state["access_token"], state["refresh_token"], state["id_token"], session}
 
 
 async def prepared(spawner_class, user: FakeUser, **kwargs):
@@ -52,8 +54,8 @@ async def prepared(spawner_class, user: FakeUser, **kwargs):
     user.spawners[""] = spawner
     await authenticator.pre_spawn_start(user, spawner)
     await spawner.run_auth_state_hook(await user.get_auth_state())
-    assert user.state["qcs"]["session_refresh_token"]  # the hooks really ran
-    return spawner
+    assert user.state["qcs"]["session_id"]  # the hooks really ran
+    return spawner, authenticator
 
 
 KUBECONFIG = """
@@ -78,10 +80,10 @@ async def test_kubespawner_pod_manifest_holds_no_qcs_secret(tmp_path, monkeypatc
     )
     user = logged_in_user()
     user.url, user.id, user.escaped_name, user.server = "/user/ada/", 1, "ada", None
-    spawner = await prepared(KubeSpawner, user, _mock=True)
+    spawner, authenticator = await prepared(KubeSpawner, user, _mock=True)
     manifest = json.dumps(ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest()))
     assert SERVER_TOKEN in manifest  # positive control: the environment is in the manifest we search
-    for value in secrets_of(user):
+    for value in secrets_of(user, authenticator):
         assert value not in manifest
     assert "QCS" not in manifest.upper().replace("QCS-JUPYTER", "")
 
@@ -92,10 +94,12 @@ async def test_dockerspawner_container_settings_hold_no_qcs_secret():
 
     user = logged_in_user()
     user.url, user.id, user.escaped_name, user.server = "/user/ada/", 1, "ada", None
-    spawner = await prepared(DockerSpawner, user, cmd=["jupyterhub-singleuser"])  # no image inspection: no daemon
+    spawner, authenticator = await prepared(
+        DockerSpawner, user, cmd=["jupyterhub-singleuser"]
+    )  # no image inspection: no daemon
     built = json.dumps(
         {"env": spawner.get_env(), "cmd": await spawner.get_command(), "binds": spawner.volume_binds}, default=str
     )
     assert SERVER_TOKEN in built  # positive control
-    for value in secrets_of(user):
+    for value in secrets_of(user, authenticator):
         assert value not in built
