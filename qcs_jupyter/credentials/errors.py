@@ -9,8 +9,9 @@ class CredentialFileError(Exception):
     """A QCS settings or secrets file cannot be used as it is.
 
     ``kind`` is a stable machine-readable code (``unreadable``, ``corrupt``, ``symlink``, ``not_a_file``,
-    ``invalid``, ``locked``, ``write_failed``, ``bad_path``: a ``QCS_*_FILE_PATH`` the QCS clients cannot resolve,
-    then ``path`` is the variable's name); ``action`` tells the user what to do.
+    ``invalid``, ``locked``, ``write_failed``, ``unsafe_dir``: another user controls the directory (``path``),
+    ``bad_path``: a ``QCS_*_FILE_PATH`` the QCS clients cannot resolve, then ``path`` is the variable's name);
+    ``action`` tells the user what to do.
     """
 
     def __init__(self, path: Path | str, message: str, *, kind: str, action: str = "") -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SETTINGS_PATH_ENV = "QCS_SETTINGS_FILE_PATH"
@@ -39,7 +39,8 @@ class QCSPaths:
     """The pair of files the QCS clients read, and whether they sit in the default ``~/.qcs``.
 
     ``problem``/``action`` are set when ``problem_var`` names a path the QCS clients cannot resolve; the
-    path fields then hold the variable's raw value, which is shown but never read or written.
+    path fields then hold the variable's raw value, which is shown but never read or written. ``home``: the home
+    directory the paths were resolved against; the check of who controls the files' directories stops there.
     """
 
     settings: Path
@@ -48,11 +49,13 @@ class QCSPaths:
     problem: str | None = None
     action: str | None = None
     problem_var: str | None = None
+    home: Path | None = field(default=None, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, home: Path | None = None) -> QCSPaths:
         env = os.environ if env is None else env
-        base = (home or home_dir(env)) / ".qcs"
+        home = home or home_dir(env)
+        base = home / ".qcs"
         resolved: dict[str, Path] = {}
         failed: tuple[str, UnresolvablePath] | None = None
         for which, name in (("settings", SETTINGS_PATH_ENV), ("secrets", SECRETS_PATH_ENV)):
@@ -68,8 +71,8 @@ class QCSPaths:
         unset = env.get(SETTINGS_PATH_ENV) is None and env.get(SECRETS_PATH_ENV) is None
         if failed:
             name, e = failed
-            return cls(resolved["settings"], resolved["secrets"], False, e.message, e.action, name)
-        return cls(resolved["settings"], resolved["secrets"], default_dir=unset)
+            return cls(resolved["settings"], resolved["secrets"], False, e.message, e.action, name, home)
+        return cls(resolved["settings"], resolved["secrets"], default_dir=unset, home=home)
 
 
 def home_dir(env: Mapping[str, str]) -> Path:

@@ -1,14 +1,18 @@
 """Careful file I/O for secrets: no symlinks, 0600 files in a 0700 directory, atomic replace, one writer.
 
 Every operation works relative to an open directory descriptor (``O_NOFOLLOW``), so a file or the
-directory itself being swapped for a symlink is refused instead of followed.
+directory itself being swapped for a symlink is refused instead of followed. The directory must be one no other
+user controls (``check_dir``, as OpenSSH checks ``~/.ssh``): whoever can write to it, or to a directory above it,
+can swap the files the QCS clients read (their tokens, their issuer) or read new ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import grp
 import os
+import pwd
 import re
 import secrets
 import stat
@@ -48,10 +52,11 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
 
 
 @contextlib.contextmanager
-def open_dir(path: Path, *, create: bool, tighten: bool) -> Iterator[int | None]:
+def open_dir(path: Path, *, create: bool, tighten: bool, home: Path | None = None) -> Iterator[int | None]:
     """Open ``path`` as a directory without following a symlink; yield its fd (None if missing and not created).
 
-    ``create`` makes it (0700) when missing; ``tighten`` sets an existing one we own to 0700.
+    ``create`` makes it (0700) when missing, for writing; ``tighten`` sets an existing one we own to 0700. The
+    directory must pass ``check_dir`` (``home``: where its check of the directories above stops).
     """
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -91,9 +96,126 @@ def open_dir(path: Path, *, create: bool, tighten: bool) -> Iterator[int | None]
             if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != DIR_MODE:
                 with contextlib.suppress(OSError):  # best effort; a write that fails says why
                     os.fchmod(fd, DIR_MODE)
+        check_dir(fd, path, write=create, home=home)
         yield fd
     finally:
         os.close(fd)
+
+
+# --- who controls the directory ------------------------------------------------------------------------------
+_KEEP_ELSEWHERE = (
+    "Keep the QCS files in a directory that only you own and can write to: unset QCS_SETTINGS_FILE_PATH and "
+    "QCS_SECRETS_FILE_PATH to use ~/.qcs, or create one with `mkdir -m 700 DIR` and point them at files in it."
+)
+
+
+def check_dir(fd: int, path: Path, *, write: bool, home: Path | None = None) -> None:
+    """Refuse a directory (open as ``fd``) in which another user could swap or read the QCS files.
+
+    As OpenSSH checks ``~/.ssh``: the directory itself must be owned by the user this process runs as (for
+    reading, root will do too) and writable by nobody else (group write only for a group with just that user in
+    it); every directory above it, up to the home directory or ``/``, must be owned by that user or root and be
+    writable by nobody else unless it has the sticky bit (like ``/tmp``, where others cannot rename what is ours).
+    The home directory and those above it are not checked: everything the user runs trusts them already. A
+    symbolic link on the way must be the user's or root's. Raises ``CredentialFileError`` (kind ``unsafe_dir``)
+    naming the directory, its owner and mode, and what to do.
+    """
+    euid = os.geteuid()
+    st = os.fstat(fd)
+    _require_safe(path, st, euid, held=True, write=write)
+    try:
+        home_id = _dev_ino(os.stat(home)) if home is not None else None
+    except OSError:
+        home_id = None
+    if _dev_ino(st) == home_id:
+        return
+    for above in Path(os.path.realpath(path)).parents:
+        try:
+            ast = os.stat(above)
+        except OSError:
+            return  # gone or hidden from us: the open of the files below it says why
+        if _dev_ino(ast) == home_id:
+            break
+        _require_safe(above, ast, euid, held=False, write=write)
+    trusted = set() if home is None else {home, *home.parents}
+    for above in path.parents:
+        if above in trusted:
+            continue
+        try:
+            lst = os.lstat(above)
+        except OSError:
+            continue
+        if stat.S_ISLNK(lst.st_mode) and lst.st_uid not in (euid, 0):
+            raise CredentialFileError(
+                above,
+                f"is a symbolic link owned by {_who(lst.st_uid)}, who could point it elsewhere: another user "
+                "could swap the QCS files below it",
+                kind="unsafe_dir",
+                action=_KEEP_ELSEWHERE,
+            )
+
+
+def _require_safe(path: Path, st: os.stat_result, euid: int, *, held: bool, write: bool) -> None:
+    """``held``: ``path`` holds the files (it must be ours); otherwise it is a directory above them."""
+    mode = stat.S_IMODE(st.st_mode)
+    where, files = ("", "the QCS files in it") if held else ("(above the QCS files) ", "the QCS files below it")
+    owners = {euid} if held and write else {euid, 0}
+    if st.st_uid not in owners:
+        allowed = "you" if len(owners) == 1 else "you or root"
+        raise CredentialFileError(
+            path,
+            f"{where}is owned by {_who(st.st_uid)} with mode {mode:04o}, not by {allowed} ({_who(euid, bare=True)}): "
+            f"that user could swap or read {files}",
+            kind="unsafe_dir",
+            action=_KEEP_ELSEWHERE,
+        )
+    sticky = bool(mode & stat.S_ISVTX) and not held  # a sticky bit protects what is ours only in a directory above
+    if mode & stat.S_IWOTH and not sticky:
+        by = "any user"
+    elif mode & stat.S_IWGRP and not sticky and not _only_member(st.st_gid, euid):
+        by = f"its group {_group(st.st_gid)}"
+    else:
+        return
+    fix = f"Run `chmod go-w {path}`" + ("" if held else f" (or `chmod +t {path}`, as /tmp has)")
+    raise CredentialFileError(
+        path,
+        f"{where}can be written by {by} (mode {mode:04o}{'' if held else ', no sticky bit'}): other users could "
+        f"swap or read {files}",
+        kind="unsafe_dir",
+        action=f"{fix}{', if it is yours' if st.st_uid != euid else ''}. Or: {_KEEP_ELSEWHERE[0].lower()}{_KEEP_ELSEWHERE[1:]}",
+    )
+
+
+def _only_member(gid: int, uid: int) -> bool:
+    """Whether ``uid`` is the group's one member (primary or listed), as Debian's OpenSSH allows group write."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+        listed = grp.getgrgid(gid).gr_mem
+        primary = [p.pw_uid for p in pwd.getpwall() if p.pw_gid == gid]
+    except KeyError:
+        return False
+    if any(u != uid for u in primary) or any(m != name for m in listed):
+        return False
+    return bool(primary or listed)
+
+
+def _who(uid: int, *, bare: bool = False) -> str:
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+    return f"{name}, uid {uid}" if bare else f"{name} (uid {uid})"
+
+
+def _group(gid: int) -> str:
+    try:
+        return f"{grp.getgrgid(gid).gr_name} (gid {gid})"
+    except KeyError:
+        return f"gid {gid}"
+
+
+def _dev_ino(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
 
 
 def read_file(dir_fd: int | None, path: Path) -> FileSnapshot:

@@ -192,7 +192,7 @@ class CredentialStore:
         for which in ("settings", "secrets"):
             path: Path = getattr(self.paths, which)
             try:
-                with safefile.open_dir(path.parent, create=False, tighten=False) as dfd:
+                with safefile.open_dir(path.parent, create=False, tighten=False, home=self.paths.home) as dfd:
                     fs = safefile.read_file(dfd, path)
                     if which == "secrets" and dfd is not None:
                         snap.metadata = _read_metadata(dfd, path.parent / METADATA_NAME)
@@ -202,7 +202,8 @@ class CredentialStore:
                     setattr(snap, which, _parse(path, fs.text).unwrap())
             except CredentialFileError as e:
                 setattr(snap, f"{which}_exists", True)
-                snap.errors.append(e)
+                if not any((e.path, e.message) == (seen.path, seen.message) for seen in snap.errors):
+                    snap.errors.append(e)  # one directory holding both files is named once
         if not self.explicit_profile:
             default = snap.settings.get("default_profile_name")
             snap.profile = default if isinstance(default, str) and default else DEFAULT_PROFILE
@@ -227,7 +228,9 @@ class CredentialStore:
         settings_path, secrets_path = self.paths.settings, self.paths.secrets
         with ExitStack() as stack:
             secrets_fd = stack.enter_context(
-                safefile.open_dir(secrets_path.parent, create=True, tighten=self.paths.default_dir)
+                safefile.open_dir(
+                    secrets_path.parent, create=True, tighten=self.paths.default_dir, home=self.paths.home
+                )
             )
             stack.enter_context(safefile.writer_lock(secrets_path.parent))
             # A writer killed mid-write left its temp file (tokens) behind; under the lock none is in flight. A
@@ -236,7 +239,9 @@ class CredentialStore:
             if settings_path.parent == secrets_path.parent:
                 settings_fd = secrets_fd
             else:
-                settings_fd = stack.enter_context(safefile.open_dir(settings_path.parent, create=True, tighten=False))
+                settings_fd = stack.enter_context(
+                    safefile.open_dir(settings_path.parent, create=True, tighten=False, home=self.paths.home)
+                )
             for _ in range(_MAX_MERGE_ATTEMPTS):
                 result = WriteResult(self.explicit_profile or DEFAULT_PROFILE, settings_path, secrets_path)
                 settings_doc, settings_id = _load_for_write(settings_fd, settings_path, result)

@@ -66,6 +66,13 @@ CATALOGUE: list[Entry] = [
     Entry("settings-symlink", "files", "as above, for settings.toml", "refused; link and its target unchanged", ("settings.toml is a symbolic link", "Replace the link")),
     Entry("qcs-dir-symlink", "files", "`install` exits 2: ~/.qcs is a symbolic link → replace it with the real directory", "refused; nothing written through the link", ("/.qcs is a symbolic link", "Replace the link")),
     Entry("dangling-symlink", "files", "`status`/`install` exit 2: is a symbolic link (even with no target)", "refused; no target file created", ("secrets.toml is a symbolic link", "refusing to follow")),
+    Entry("qcs-dir-other-owner", "files", "`status`/`install` exit 2: ~/.qcs is owned by uid N with mode M, not by you: that user could swap or read the QCS files in it → keep them in a directory only you own and can write to", REFUSED, ("/.qcs is owned by uid 12345 with mode 0700", "that user could swap or read", "only you own and can write to")),
+    Entry("secrets-dir-other-owner", "files", "`status`/`install` exit 2: QCS_SECRETS_FILE_PATH's directory (e.g. a /tmp/qcs another user made first) is owned by uid N → use a directory of your own", REFUSED, ("/qcs is owned by uid 12345", "only you own and can write to", "QCS_SECRETS_FILE_PATH")),
+    Entry("settings-dir-other-owner", "files", "as above, for QCS_SETTINGS_FILE_PATH (settings.toml names the issuer that gets the refresh token)", REFUSED, ("/qcs is owned by uid 12345", "only you own and can write to")),
+    Entry("secrets-dir-group-writable", "files", "`status`/`install` exit 2: the directory can be written by its group (mode 0770) → chmod go-w DIR (a group with just the user in it is fine)", REFUSED, ("can be written by its group gid 12345 (mode 0770)", "chmod go-w")),
+    Entry("secrets-dir-world-writable-sticky", "files", "`status`/`install` exit 2: the directory holding the files can be written by any user (mode 1777): a sticky bit does not make it the user's own", REFUSED, ("can be written by any user (mode 1777)", "chmod go-w")),
+    Entry("secrets-dir-under-world-writable", "files", "`status`/`install` exit 2: a directory above can be written by any user (mode 0777, no sticky bit): others could swap the user's directory → chmod go-w (or +t) it, or keep the files elsewhere", REFUSED, ("(above the QCS files) can be written by any user (mode 0777, no sticky bit)", "chmod +t")),
+    Entry("secrets-dir-under-sticky-tmp", "files", "`install` writes: the user's own directory inside a sticky world-writable one (like /tmp) is fine", "written into the user's 0700 directory", ("Installed credentials",)),
     Entry("secrets-fifo", "files", "`status`/`install` exit 2 at once (no hang): is not a regular file → move it aside", REFUSED, ("secrets.toml is not a regular file", "Move it aside")),
     Entry("qcs-read-only", "files", "`install` exits 2: cannot be written: Permission denied (or read-only); the existing file was left unchanged → make it writable", KEPT, ("cannot be written", "the existing file was left unchanged", "writable")),
     Entry("disk-full", "files", "`install` exits 2: No space left on device; the existing file was left unchanged → free some disk space", "unchanged; no temp file left", ("No space left on device", "the existing file was left unchanged", "Free some disk space")),
@@ -306,6 +313,52 @@ def s_dangling(ctx: Ctx) -> str:
 
     text = _refused(ctx, setup)
     assert not (ctx.tmp / "nowhere.toml").exists()
+    return text
+
+
+OTHER_UID = 12345  # a uid and gid nobody on the machine has
+
+
+def _dir_changes(which: str, change: Callable[[Path], None]) -> Callable[[Ctx], str]:
+    """Credentials installed into a directory (``~/.qcs``, or the one QCS_<WHICH>_FILE_PATH names) that then
+    changes hands or modes; both `status` and `install` must refuse it."""
+
+    def scenario(ctx: Ctx) -> str:
+        if os.geteuid() != 0:
+            pytest.skip("making a directory owned by another user needs root")
+        directory = ctx.qcs
+        if which != "default":
+            directory = ctx.tmp / "shared" / "qcs"
+            ctx.monkeypatch.setenv(f"QCS_{which.upper()}_FILE_PATH", str(directory / f"{which}.toml"))
+
+        def setup(ctx: Ctx) -> None:
+            ctx.install_valid()
+            change(directory)
+
+        return _refused(ctx, setup)
+
+    return scenario
+
+
+def _owned_by_other(directory: Path) -> None:
+    os.chown(directory, OTHER_UID, -1)
+
+
+def _group_writable(directory: Path) -> None:
+    os.chown(directory, -1, OTHER_UID)
+    directory.chmod(0o770)
+
+
+def s_under_sticky_tmp(ctx: Ctx) -> str:
+    tmp = ctx.tmp / "tmp"
+    tmp.mkdir()
+    tmp.chmod(0o1777)
+    ctx.monkeypatch.setenv("QCS_SECRETS_FILE_PATH", str(tmp / "qcs" / "secrets.toml"))
+    code, text = ctx.cli("install", ctx.tokens_file())
+    assert code == 0, text
+    assert stat.S_IMODE((tmp / "qcs").stat().st_mode) == 0o700
+    code, status_text = ctx.cli("status")
+    assert code == 0, status_text
     return text
 
 
@@ -638,6 +691,13 @@ SCENARIOS: dict[str, Callable[[Ctx], str]] = {
     "settings-symlink": lambda c: _refused(c, _link_outside(c, "settings.toml")),
     "qcs-dir-symlink": s_qcs_dir_symlink,
     "dangling-symlink": s_dangling,
+    "qcs-dir-other-owner": _dir_changes("default", _owned_by_other),
+    "secrets-dir-other-owner": _dir_changes("secrets", _owned_by_other),
+    "settings-dir-other-owner": _dir_changes("settings", _owned_by_other),
+    "secrets-dir-group-writable": _dir_changes("secrets", _group_writable),
+    "secrets-dir-world-writable-sticky": _dir_changes("secrets", lambda d: d.chmod(0o1777)),
+    "secrets-dir-under-world-writable": _dir_changes("secrets", lambda d: d.parent.chmod(0o777)),
+    "secrets-dir-under-sticky-tmp": s_under_sticky_tmp,
     "secrets-fifo": s_fifo,
     "qcs-read-only": s_read_only,
     "disk-full": s_disk_full,
