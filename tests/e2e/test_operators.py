@@ -86,6 +86,9 @@ def test_metrics_need_read_metrics(hub):
     assert user_session.get(f"{hub.url}/hub/metrics", timeout=30).status_code == 403
     samples = scrape(hub)  # the scraper's token (read:metrics only) works
     assert {"logins_total", 'idp_refreshes_total{outcome="timeout"}', "users_relogin_required"} <= set(samples)
+    # As the README's prometheus.yml sends it: `authorization: credentials_file:` is an "Authorization: Bearer" header.
+    bearer = requests.get(f"{hub.url}/hub/metrics", headers={"Authorization": f"Bearer {SCRAPER_TOKEN}"}, timeout=30)
+    assert bearer.status_code == 200 and f"{METRICS_PREFIX}_qcs_logins_total" in bearer.text
 
 
 def test_counters_move_with_login_refresh_failure_and_logout(hub):
@@ -192,13 +195,15 @@ def age_refresh_token(hub: LocalHub, user: str, days: float) -> None:
 
 
 def test_admin_page_in_chromium_and_revoke(hub):
-    # Users in every state: fresh with a running server (noel), close to 90 days (ines), past them (ugo).
+    # Users in every state, made here (other tests on this Hub add users of their own, in any order): fresh with
+    # a running server (noel), close to 90 days (ines), past them (ugo), logged out (liv).
     noel = login_with_http(hub, "noel")
     noel.get(f"{hub.url}/hub/spawn/noel", timeout=90)
     hub.wait_for_server("noel")
     for user, days in (("ines", 86), ("ugo", 93)):
         login_with_http(hub, user)
         age_refresh_token(hub, user, days)
+    login_with_http(hub, "liv").get(f"{hub.url}/hub/logout", headers={"Sec-Fetch-Site": "same-origin"}, timeout=30)
     # Only admins (admin-ui) see the page.
     assert noel.get(f"{hub.url}/hub/qcs/admin", timeout=30).status_code == 403
     logouts = scrape(hub)['logouts_total{by="admin"}']
@@ -210,16 +215,19 @@ def test_admin_page_in_chromium_and_revoke(hub):
         expect(page.locator("h1")).to_have_text("QCS token health")
         expect(page.locator("#jupyterhub-logo")).to_be_visible()  # the Hub's own page.html around it
         rows = page.locator("#qcs-users tbody tr")
-        # Problems first: ugo (past 90 days), then ines (inside the 7-day window).
-        expect(rows.nth(0)).to_have_attribute("data-qcs-user", "ugo")
-        expect(rows.nth(0)).to_have_attribute("data-qcs-status", "relogin")
-        expect(rows.nth(1)).to_have_attribute("data-qcs-user", "ines")
-        expect(rows.nth(1)).to_have_attribute("data-qcs-status", "warning")
+        expect(page.locator('tr[data-qcs-user="ugo"]')).to_have_attribute("data-qcs-status", "relogin")
+        expect(page.locator('tr[data-qcs-user="ines"]')).to_have_attribute("data-qcs-status", "warning")
+        # Problems first: everyone who must log in again (ugo among them), then those inside the warning window
+        # (ines), then the rest.
+        order = rows.evaluate_all("rows => rows.map(r => [r.dataset.qcsUser, r.dataset.qcsStatus])")
+        rank = {"relogin": 0, "warning": 1}
+        assert [rank.get(status, 2) for _, status in order] == sorted(rank.get(status, 2) for _, status in order)
+        assert order[0][1] == "relogin" and ["ugo", "relogin"] in order and ["ines", "warning"] in order
         noel_row = page.locator('tr[data-qcs-user="noel"]')
         expect(noel_row).to_have_attribute("data-qcs-status", "ok")
         expect(noel_row.locator('[data-qcs-field="servers"]')).to_contain_text("default: pulled")
         expect(noel_row.locator('[data-qcs-field="refresh-age"]')).to_contain_text("0 of 90 days")
-        expect(page.locator('tr[data-qcs-user="lou"]')).to_have_attribute("data-qcs-status", "signed_out")
+        expect(page.locator('tr[data-qcs-user="liv"]')).to_have_attribute("data-qcs-status", "signed_out")
         html = page.content()
         for user in ("noel", "ines", "ugo"):
             state = hub.auth_state(user)
@@ -261,9 +269,14 @@ def test_admin_page_in_chromium_and_revoke(hub):
 
 
 def test_json_twin_for_scripts(hub):
+    login_with_http(hub, "vic")
+    age_refresh_token(hub, "vic", 120)  # older than anyone else's on this Hub: first when sorted by age
     rows = hub.api("GET", "/qcs/users?sort=-refresh_age")
     assert rows["sort"] == "-refresh_age" and rows["summary"]["users"] == len(rows["users"])
     ages = [row["refresh_token_age_days"] for row in rows["users"] if row["refresh_token_age_days"] is not None]
-    assert ages == sorted(ages, reverse=True) and ages[0] > 90
+    assert ages == sorted(ages, reverse=True) and len(ages) >= 1
+    assert rows["users"][0]["name"] == "vic" and rows["users"][0]["refresh_token_age_days"] == pytest.approx(
+        120, abs=0.1
+    )
     with pytest.raises(Exception, match="400"):
         hub.api("GET", "/qcs/users?sort=token")
