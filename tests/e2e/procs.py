@@ -36,3 +36,18 @@ def environ_of(root: int, match: bytes) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def server_pid(root: int, user: str, server: str = "") -> int | None:
+    """The pid of ``user``'s running single-user server ``server`` ('' = default) under ``root``, or None."""
+    for pid in descendants(root):
+        try:
+            if b"jupyterhub.singleuser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        values = dict(line.split("=", 1) for line in env if "=" in line)
+        if values.get("JUPYTERHUB_USER") == user and values.get("JUPYTERHUB_SERVER_NAME", "") == server:
+            return pid
+    return None

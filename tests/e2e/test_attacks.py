@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
+from qcs_jupyter.server.handlers import RESTART_DELAY_SECONDS
+
 from .conftest import spawn, stack
 from .kernels import Kernel
-from .procs import environ_of
+from .procs import environ_of, server_pid
 
 ALICE_SERVER_NAMED = "lab2"
 
@@ -46,6 +49,31 @@ c.JupyterHub.services.append({{"name": "ops", "api_token": "ops-service-token-{"
         hub.alice = spawn(hub, "alice")
         hub.bob = spawn(hub, "bob")
         yield hub
+
+
+@pytest.fixture(autouse=True)
+def servers_running(hub):
+    """alice's and bob's default servers run at the start of every test (a test that stops one, or the owner's
+    restart, leaves it to this fixture to start it again), whatever the order of the tests."""
+    for user in ("alice", "bob"):
+        if not (hub.api("GET", f"/users/{user}")["servers"].get("") or {}).get("ready"):
+            hub.api("POST", f"/users/{user}/server")
+            hub.wait_for_server(user)
+
+
+def _stop_seen(hub, user: str, pid: int, started: str) -> str | None:
+    """Why ``user``'s default server (``pid``, started at ``started``) is no longer the same running server, or
+    None. A stop shows at once as the Hub's pending "stop" (set when the request arrives), then as no server."""
+    server = hub.api("GET", f"/users/{user}")["servers"].get("")
+    if server is None:
+        return "stopped"
+    if server.get("pending"):
+        return f"pending {server['pending']}"
+    if server.get("started") != started:
+        return "started again"
+    if not Path(f"/proc/{pid}").exists():
+        return "process gone"
+    return None
 
 
 def _secrets(hub, *users: str) -> set[str]:
@@ -136,14 +164,37 @@ def test_shared_server_user_gets_no_identity_and_no_actions(hub):
     assert "alice" not in str(status.get("identity")) and status["hub"]["spawn_url"] is None
     assert "alice@example.org" not in str(status)
     xsrf = bob.cookies.get("_xsrf", path="/user/alice/")
+    pid = server_pid(hub.proc.pid, "alice")
+    started = hub.api("GET", "/users/alice")["servers"][""]["started"]
+    assert pid and _stop_seen(hub, "alice", pid, started) is None
     for action in ("refresh", "restart"):
         response = bob.post(f"{hub.url}/user/alice/qcs-jupyter/{action}", headers={"X-XSRFToken": xsrf}, timeout=30)
         assert response.status_code == 403, (action, response.status_code)
-    time.sleep(1.0)  # a restart would have stopped the server by now
-    assert hub.api("GET", "/users/alice")["servers"][""]["ready"]
+    # A restart asks the Hub to stop the server RESTART_DELAY_SECONDS after answering. Once the server has answered
+    # a later request past that delay, such a stop would have been sent; it shows at the Hub as soon as it
+    # arrives. Watch well beyond that: the same server, same process, nothing pending.
+    time.sleep(RESTART_DELAY_SECONDS)
+    assert bob.get(f"{hub.url}/user/alice/qcs-jupyter/status", timeout=30).status_code == 200
+    watch_until = time.monotonic() + 5
+    while time.monotonic() < watch_until:
+        assert _stop_seen(hub, "alice", pid, started) is None, _stop_seen(hub, "alice", pid, started)
+        time.sleep(0.25)
     hub.alice.get(f"{hub.url}/user/alice/lab", timeout=60)
     own = hub.alice.get(f"{hub.url}/user/alice/qcs-jupyter/status", timeout=30).json()
     assert own["hub"]["owner"] is True and own["identity"]["email"] == "alice@example.org"
+    # Control: the same watch sees the owner's own restart (the next test gets a running server again).
+    owner_xsrf = hub.alice.cookies.get("_xsrf", path="/user/alice/")
+    restart = hub.alice.post(
+        f"{hub.url}/user/alice/qcs-jupyter/restart", headers={"X-XSRFToken": owner_xsrf}, timeout=30
+    )
+    assert restart.status_code == 202, restart.text
+    deadline = time.monotonic() + 60
+    while _stop_seen(hub, "alice", pid, started) is None:
+        assert time.monotonic() < deadline, (
+            "the owner's restart never stopped the server: the watch above proves nothing"
+        )
+        time.sleep(0.25)
+    hub.wait_for_server("alice", ready=False)
 
 
 def test_stopped_servers_token_and_session_token_die(hub):
