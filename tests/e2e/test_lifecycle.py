@@ -4,6 +4,7 @@ tokens without a restart; a Hub restart keeps servers supplied, users logged in 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from pathlib import Path
 
@@ -40,12 +41,22 @@ def test_logout_revokes_and_logging_in_again_needs_no_restart(tmp_path):
     with stack(tmp_path, rotate=True, ttl=600) as hub:
         session = spawn(hub, "ada")
         session.get(f"{hub.url}/user/ada/lab", timeout=60)
-        held = hub.auth_state("ada")["refresh_token"]
+        before = hub.auth_state("ada")
+        held = before["refresh_token"]
+        session_token = hub.session_token("ada")
+        ended = {before["access_token"], held, before["id_token"], session_token}
         server_started = hub.api("GET", "/users/ada")["servers"][""]["started"]
         # As the Hub's logout button sends it: a logout from another site would keep the QCS session.
         session.get(f"{hub.url}/hub/logout", headers={"Sec-Fetch-Site": "same-origin"}, timeout=60)
-        state = hub.auth_state("ada")
-        assert "refresh_token" not in state and "access_token" not in state and state["qcs"]["logged_out_at"]
+        state = hub.auth_state("ada")  # the admin REST API, with admin:auth_state
+        assert state["qcs"]["logged_out_at"] and state["qcs"]["session_id"] is None
+        stored = json.dumps(state)
+        for value in ended:  # nothing of the ended session is left, token_response included
+            assert value not in stored
+        assert not {"access_token", "refresh_token", "id_token", "token_response"} & set(state)
+        issuer = f"{hub.url}/hub/api/qcs/issuer/v1/token"
+        dead = requests.post(issuer, data={"grant_type": "refresh_token", "refresh_token": session_token}, timeout=30)
+        assert dead.status_code == 400 and dead.json()["error"] == "invalid_grant"
         deadline = time.monotonic() + 20
         while not _refused_at_idp(hub, held):  # revoked in the background, right after the logout
             assert time.monotonic() < deadline, "the refresh token was not revoked at the IdP"
