@@ -1,12 +1,49 @@
-"""The bench command runs and writes its JSON (one cheap figure, offline; the full run is documented in README)."""
+"""The bench command: its exit status follows the figures (checked with stand-in figures whose outcome is known),
+and a real run writes its JSON (one cheap figure against a local IdP, Hub and user server; the full run is
+documented in README)."""
 
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
+from bench import run as bench_run
+from bench.common import Figure, Goal
 from bench.run import main
+
+
+def fake_figure(fid: str, value: float | None, *, problems: list[str] | None = None, fails: bool = False):
+    module = types.ModuleType(f"fake_{fid}")
+    module.__doc__ = f"{fid}: a stand-in figure"
+    module.GOAL = Goal("<=", 10.0)
+
+    def run(opts):
+        if fails:
+            raise RuntimeError("could not measure")
+        return Figure(fid, "stand-in", value, "ms", module.GOAL, problems=list(problems or []))
+
+    module.run = run
+    return module
+
+
+@pytest.mark.parametrize(
+    ("figures", "code"),
+    [
+        pytest.param({"PA": fake_figure("PA", 5.0)}, 0, id="goal-met"),
+        pytest.param({"PA": fake_figure("PA", 5.0), "PB": fake_figure("PB", 11.0)}, 1, id="one-goal-missed"),
+        pytest.param({"PA": fake_figure("PA", 5.0, problems=["a 500 answer"])}, 1, id="a-problem-fails-it"),
+        pytest.param({"PA": fake_figure("PA", None, fails=True)}, 1, id="not-measured"),
+    ],
+)
+def test_exit_status_follows_the_figures(tmp_path, monkeypatch, capsys, figures, code):
+    monkeypatch.setattr(bench_run, "FIGURES", figures)
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", ",".join(figures), "--out", str(out)]) == code
+    report = json.loads(out.read_text())
+    assert report["all_passed"] is (code == 0)
+    assert [f["id"] for f in report["figures"]] == list(figures)
 
 
 @pytest.mark.e2e  # starts a local IdP, Hub and a user server
@@ -17,5 +54,12 @@ def test_bench_quick_smoke(tmp_path):
     figures = {f["id"]: f for f in report["figures"]}
     assert set(figures) == {"P2"}
     assert report["machine"]["cpu_count"] >= 1
-    assert figures["P2"]["value"] > 0 and figures["P2"]["details"]["server_start_ms"]["n"] == 10
-    assert code == (0 if all(f["passed"] for f in figures.values()) else 1)
+    p2 = figures["P2"]
+    assert p2["error"] is None, p2.get("error")  # measured: the handoff worked every time
+    assert p2["value"] > 0 and p2["details"]["server_start_ms"]["n"] == 10
+    # Whether a busy machine meets the 25 ms goal is the bench's report, not this test's: the verdict and the
+    # exit status must follow the value and the goal written beside it.
+    goal = p2["goal"]
+    assert (goal["op"], goal["target"]) == ("<=", 25.0)
+    met = p2["value"] <= goal["target"] and not p2["problems"]
+    assert p2["passed"] is met and code == (0 if met else 1)

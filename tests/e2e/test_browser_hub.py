@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import requests
 import tomlkit
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
@@ -11,6 +12,7 @@ from playwright.sync_api import expect, sync_playwright
 from qcs_jupyter.hub.authenticator import FORCED_REFRESH_MIN_AGE
 
 from .browser import fill_idp_form, launch, new_page, sign_in
+from .kernels import RESULT_MARK, Kernel
 
 
 def access_token(hub, user: str) -> str:
@@ -57,6 +59,9 @@ def test_log_in_again_in_one_click_keeps_the_server(rotating_hub):
         sign_in(page, hub.url, "lia", wait_for="**/user/lia/lab**")
         started = hub.api("GET", "/users/lia")["servers"][""]["started"]
         old = hub.auth_state("lia")["refresh_token"]
+        # A kernel with state in it, started with the browser's own session (its cookies), as the page would.
+        kernel = Kernel(hub, "lia", browser_session(page), "python3").start()
+        kernel.run("survivor = 6 * 7")
         hub.api("POST", "/qcs/users/lia/revoke", {"reason": "test"})
         page.locator(".qcs-jupyter-status-item").click()
         panel = page.locator("#qcs-jupyter-panel")
@@ -76,4 +81,18 @@ def test_log_in_again_in_one_click_keeps_the_server(rotating_hub):
         assert state["refresh_token"] and state["refresh_token"] != old
         assert access_token(hub, "lia") == state["access_token"]  # the running server wrote the new login's token
         assert hub.api("GET", "/users/lia")["servers"][""]["started"] == started  # no restart
+        # The kernel survived: the same kernel is still listed, and still holds its state.
+        kernels = kernel.session.get(f"{hub.url}/user/lia/api/kernels", timeout=30).json()
+        assert kernel.id in [k["id"] for k in kernels]
+        assert kernel.call(f"print({RESULT_MARK!r} + str(survivor))") == 42
+        kernel.shutdown()
         browser.close()
+
+
+def browser_session(page) -> requests.Session:
+    """A ``requests`` session holding the browser's cookies (the Hub's and the user server's)."""
+    session = requests.Session()
+    session.trust_env = False
+    for cookie in page.context.cookies():
+        session.cookies.set(cookie["name"], cookie["value"], domain=cookie["domain"], path=cookie["path"])
+    return session
