@@ -47,7 +47,11 @@ def secrets_of(user: FakeUser, authenticator: QCSAuthenticator) -> set[str]:
 async def prepared(spawner_class, user: FakeUser, **kwargs):
     from jupyterhub.objects import Hub
 
-    authenticator = QCSAuthenticator(issuer="https://idp.example/oauth2/default", client_id="c")
+    authenticator = QCSAuthenticator(
+        issuer="https://idp.example/oauth2/default",
+        client_id="c",
+        oauth_callback_url="https://hub.example.org/hub/oauth_callback",
+    )
     authenticator.http_client = FakeIdP(discovery={"issuer": authenticator.issuer})
     hub = Hub(ip="127.0.0.1", port=8081, base_url="/hub/")
     spawner = spawner_class(user=user, hub=hub, api_token=SERVER_TOKEN, **kwargs)
@@ -81,11 +85,19 @@ async def test_kubespawner_pod_manifest_holds_no_qcs_secret(tmp_path, monkeypatc
     user = logged_in_user()
     user.url, user.id, user.escaped_name, user.server = "/user/ada/", 1, "ada", None
     spawner, authenticator = await prepared(KubeSpawner, user, _mock=True)
-    manifest = json.dumps(ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest()))
+    pod = ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+    manifest = json.dumps(pod)
     assert SERVER_TOKEN in manifest  # positive control: the environment is in the manifest we search
     for value in secrets_of(user, authenticator):
         assert value not in manifest
     assert "QCS" not in manifest.upper().replace("QCS-JUPYTER", "")
+    # What the Pod sees instead: its own API token and the Hub's API URL (where the server pulls); the issuer
+    # URL for kernels reaches them only through settings.toml, written after the pull.
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JUPYTERHUB_API_TOKEN"] == SERVER_TOKEN
+    assert env["JUPYTERHUB_API_URL"] == "http://127.0.0.1:8081/hub/api"
+    assert authenticator.issuer_for_clients() == "https://hub.example.org/hub/api/qcs/issuer"
+    assert authenticator.issuer_for_clients() not in manifest
 
 
 @pytest.mark.asyncio
