@@ -129,16 +129,17 @@ def check_dir(fd: int, path: Path, *, write: bool, home: Path | None = None) -> 
         home_id = None
     if _dev_ino(st) == home_id:
         return
-    for above in Path(os.path.realpath(path)).parents:
+    # (Plain strings, not Path objects: this runs on every read of the files.)
+    for above in _ancestors(os.path.realpath(path)):
         try:
             ast = os.stat(above)
         except OSError:
             return  # gone or hidden from us: the open of the files below it says why
         if _dev_ino(ast) == home_id:
             break
-        _require_safe(above, ast, euid, held=False, write=write)
-    trusted = set() if home is None else {home, *home.parents}
-    for above in path.parents:
+        _require_safe(Path(above), ast, euid, held=False, write=write)
+    trusted = set() if home is None else {str(home), *_ancestors(str(home))}
+    for above in _ancestors(str(path)):
         if above in trusted:
             continue
         try:
@@ -153,6 +154,15 @@ def check_dir(fd: int, path: Path, *, write: bool, home: Path | None = None) -> 
                 kind="unsafe_dir",
                 action=_KEEP_ELSEWHERE,
             )
+
+
+def _ancestors(path: str) -> list[str]:
+    """``/a/b/c`` → ``/a/b``, ``/a``, ``/``."""
+    out = []
+    while (parent := os.path.dirname(path)) != path:
+        out.append(parent)
+        path = parent
+    return out
 
 
 def _require_safe(path: Path, st: os.stat_result, euid: int, *, held: bool, write: bool) -> None:
