@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .common import Figure, Goal, Options, summary
-from .stacks import hub_api_url, login_with_http, qcs_stack
+from .stacks import hub_api_url, login_with_http, qcs_stack, server_token
 
 USER = "bench-handoff"
 GOAL = Goal("<=", 25.0)
@@ -32,26 +32,6 @@ ok = client.pull_blocking()
 elapsed = time.perf_counter() - started
 print(json.dumps({"ok": ok, "seconds": elapsed, "error": client.state.last_sync_error}))
 """
-
-
-def _server_token(hub, user: str) -> str:
-    """The running server's JUPYTERHUB_API_TOKEN, read from its process environment."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if b"jupyterhub.singleuser" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue
-            env = dict(
-                line.split("=", 1)
-                for line in Path(f"/proc/{pid}/environ").read_text(errors="replace").split("\0")
-                if "=" in line
-            )
-        except OSError:
-            continue
-        if env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_API_URL", "").startswith(hub_api_url(hub)[:20]):
-            return env["JUPYTERHUB_API_TOKEN"]
-    raise RuntimeError(f"no running server of {user}")
 
 
 def _cold_pull(env: dict[str, str], home: Path) -> float:
@@ -75,7 +55,7 @@ def run(opts: Options) -> Figure:
         hub.wait_for_server(USER)
         env = {
             "JUPYTERHUB_API_URL": hub_api_url(hub),
-            "JUPYTERHUB_API_TOKEN": _server_token(hub, USER),
+            "JUPYTERHUB_API_TOKEN": server_token(hub, USER),
             "JUPYTERHUB_USER": USER,
         }
         homes = opts.workdir / "homes"

@@ -1,19 +1,18 @@
 """P5: size of the shipped labextension (every file under ``qcs_jupyter/labextension``), beside the installed
 labextension of ``jupyter-resource-usage`` (a small, popular status-bar extension) for scale.
 
-The reference wheel comes from the package index with ``pip download --no-deps``; without the index the
-reference is left out and the figure still stands.
+The reference wheel is downloaded once by ``scripts/setup.sh`` (``devstack/artifacts.py``), never while the bench
+runs; without it the reference is left out and the figure still stands.
 """
 
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from devstack import artifacts
 
 from .common import REPO, Figure, Goal, Options
 
@@ -21,7 +20,7 @@ LABEXTENSION = REPO / "qcs_jupyter" / "labextension"
 GOAL_KB = 60
 KB = 1000  # the goal says KB: 1000 bytes (SI), not KiB
 GOAL = Goal("<=", GOAL_KB)
-REFERENCE = "jupyter-resource-usage"
+REFERENCE = artifacts.REFERENCE
 
 
 def tree_size(root: Path) -> dict[str, Any]:
@@ -40,29 +39,21 @@ def tree_size(root: Path) -> dict[str, Any]:
     }
 
 
-def reference_size(timeout: float = 180.0) -> dict[str, Any]:
+def reference_size() -> dict[str, Any]:
     """Bytes of the files the reference wheel installs under share/jupyter/labextensions/."""
-    with tempfile.TemporaryDirectory(prefix="qcs-bench-wheel-") as tmp:
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, REFERENCE],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        wheels = list(Path(tmp).glob("*.whl"))
-        if proc.returncode != 0 or not wheels:
-            return {"error": f"pip download failed: {(proc.stderr or proc.stdout).strip()[-300:]}"}
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            members = [i for i in wheel.infolist() if "/share/jupyter/labextensions/" in i.filename and not i.is_dir()]
-            js = [i for i in members if i.filename.endswith(".js")]
-            return {
-                "wheel": wheels[0].name,
-                "bytes": sum(i.file_size for i in members),
-                "files": len(members),
-                "js_bytes": sum(i.file_size for i in js),
-                "js_gzip_bytes": sum(len(gzip.compress(wheel.read(i), 9)) for i in js),
-            }
+    wheel_path = artifacts.reference_wheel()
+    if wheel_path is None:
+        return {"error": f"no {REFERENCE} wheel: run bash scripts/setup.sh (it downloads it once)"}
+    with zipfile.ZipFile(wheel_path) as wheel:
+        members = [i for i in wheel.infolist() if "/share/jupyter/labextensions/" in i.filename and not i.is_dir()]
+        js = [i for i in members if i.filename.endswith(".js")]
+        return {
+            "wheel": wheel_path.name,
+            "bytes": sum(i.file_size for i in members),
+            "files": len(members),
+            "js_bytes": sum(i.file_size for i in js),
+            "js_gzip_bytes": sum(len(gzip.compress(wheel.read(i), 9)) for i in js),
+        }
 
 
 def run(opts: Options) -> Figure:

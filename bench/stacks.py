@@ -53,6 +53,25 @@ def make_idp(workdir: Path, ports: list[int], **options: Any) -> LocalIdP:
     return LocalIdP(workdir, https=True, clients=clients, **options)
 
 
+#: Hub config: each server's API token, as JupyterHub issued it, into a 0600 file beside the Hub (bench stacks only),
+#: so a benchmark can call the Hub as that server does without looking into any process.
+RECORD_SERVER_TOKENS = """
+def _qcs_bench_record_server_token(spawner):
+    import os, pathlib
+    directory = pathlib.Path({directory!r})
+    directory.mkdir(mode=0o700, exist_ok=True)
+    name = spawner.user.name + ("." + spawner.name if spawner.name else "")
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(spawner.api_token)
+c.Spawner.pre_spawn_hook = _qcs_bench_record_server_token
+"""
+
+
+def _tokens_dir(hub: LocalHub) -> Path:
+    return hub.workdir / "server-tokens"
+
+
 @contextlib.contextmanager
 def qcs_stack(
     workdir: Path,
@@ -60,12 +79,22 @@ def qcs_stack(
     ttl: int = 3600,
     rotate: bool = False,
     idp_options: dict[str, Any] | None = None,
+    extra_config: str = "",
     **hub_options: Any,
 ) -> Iterator[LocalHub]:
-    """A started IdP and QCS Hub (``LocalHub``); stops both on exit."""
+    """A started IdP and QCS Hub (``LocalHub``, in ``workdir / "hub"``); stops both on exit. The Hub records each
+    server's API token for ``server_token``."""
+    record = RECORD_SERVER_TOKENS.format(directory=str(workdir / "hub" / "server-tokens"))
     with local_stack(
-        workdir, ttl=ttl, rotate=rotate, client_id=CLIENT_ID, idp_options=idp_options, **hub_options
+        workdir,
+        ttl=ttl,
+        rotate=rotate,
+        client_id=CLIENT_ID,
+        idp_options=idp_options,
+        extra_config=record + extra_config,
+        **hub_options,
     ) as hub:
+        assert _tokens_dir(hub) == workdir / "hub" / "server-tokens"
         yield hub
 
 
@@ -92,24 +121,12 @@ def start_server(hub: LocalHub, user: str, timeout: float = 90.0, poll: float = 
 
 
 def server_token(hub: LocalHub, user: str) -> str:
-    """The API token JupyterHub gave ``user``'s running default server (read from its process environment), so a
-    benchmark can call the Hub exactly as that server does. Kept in memory only."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if b"jupyterhub.singleuser" not in (entry / "cmdline").read_bytes():
-                continue
-            env = dict(
-                item.split("=", 1)
-                for item in (entry / "environ").read_text(errors="replace").split("\0")
-                if "=" in item
-            )
-        except OSError:
-            continue
-        if env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_API_URL") == hub_api_url(hub):
-            return env["JUPYTERHUB_API_TOKEN"]
-    raise RuntimeError(f"no running server of {user} on this Hub")
+    """The API token JupyterHub gave ``user``'s running default server (recorded by a ``qcs_stack`` Hub when it
+    started the server), so a benchmark can call the Hub exactly as that server does. No process is looked into."""
+    path = _tokens_dir(hub) / user
+    if not path.is_file():
+        raise RuntimeError(f"no recorded server token of {user}: start the server on a qcs_stack Hub")
+    return path.read_text()
 
 
 def stop_server(hub: LocalHub, user: str, timeout: float = 60.0, poll: float = 0.05) -> None:

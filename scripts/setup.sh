@@ -57,3 +57,7 @@ done
 if [ ! -d labextension/node_modules ]; then
   (cd labextension && ../.venv/bin/jlpm install)
 fi
+
+# What the tests install, built here once (the wheel, a venv of it with JupyterLab, the single-user venv of real
+# Unix users, the size benchmark's reference wheel): no test or benchmark talks to the package index.
+.venv/bin/python -m devstack.artifacts

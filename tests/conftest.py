@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,7 +13,48 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests import netguard
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+# --- nothing beyond loopback -------------------------------------------------------------------------------------
+# This process refuses (and records) any connection or name lookup outside loopback; so does every Python process
+# the tests start (Hub, servers, kernels), through a sitecustomize on PYTHONPATH that logs to one file.
+_GUARD_DIR = Path(tempfile.mkdtemp(prefix="qcs-jupyter-netguard-"))
+_GUARD_LOG = _GUARD_DIR / "refused.log"
+_GUARD_LOG.touch()
+_GUARD_DIR.chmod(0o755)  # servers of real Unix users (tests/e2e/test_unix_users.py) read it too
+_GUARD_LOG.chmod(0o666)
+(_GUARD_DIR / "sitecustomize.py").write_text(netguard.sitecustomize_source(str(_GUARD_LOG)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_GUARD_DIR), os.environ.get("PYTHONPATH")]))
+netguard.install()
+
+
+def _refusals() -> list[str]:
+    logged = _GUARD_LOG.read_text(errors="replace").splitlines() if _GUARD_LOG.exists() else []
+    return [*netguard.VIOLATIONS, *logged]
+
+
+@pytest.fixture(autouse=True)
+def _only_loopback():
+    """Fail the test during which any process tried to reach beyond loopback."""
+    before = len(_refusals())
+    yield
+    new = _refusals()[before:]
+    if new:
+        pytest.fail("reached for an address beyond loopback:\n" + "\n".join(new[:20]), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Refusals outside any test (module fixtures, processes that outlived their test) fail the run too."""
+    refused = _refusals()
+    if refused:
+        print("\nREFUSED: addresses beyond loopback were tried:\n" + "\n".join(refused[:50]))
+        if session.exitstatus == 0:
+            session.exitstatus = 1
+    shutil.rmtree(_GUARD_DIR, ignore_errors=True)
+
 
 QCS_ENV = ("QCS_SETTINGS_FILE_PATH", "QCS_SECRETS_FILE_PATH", "QCS_PROFILE_NAME", "QCS_SECRETS_READ_ONLY")
 

@@ -1,9 +1,11 @@
 """The built wheel is what users install, and they need no Node (README: "built into the wheel by
 hatch-jupyter-builder: users need no Node"; "server extension (auto-enabled), labextension, CLI").
 
-The wheel is built from this checkout with pip (as ``pip install .`` would) and inspected; then it is installed
-into a fresh venv with JupyterLab, with nothing but that venv on PATH (no ``node``), where JupyterLab must list
-the labextension as enabled, jupyter-server the server extension, and a running ``jupyter lab`` must serve both.
+The wheel is built from this checkout with pip (as ``pip install .`` would) and inspected; it is installed into a
+fresh venv with JupyterLab, with nothing but that venv on PATH (no ``node``), where JupyterLab must list the
+labextension as enabled, jupyter-server the server extension, and a running ``jupyter lab`` must serve both. The
+build and the install are done once by ``scripts/setup.sh`` (``devstack/artifacts.py``): no test talks to the
+package index.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,24 +24,17 @@ from pathlib import Path
 
 import pytest
 
+from devstack import artifacts
 from devstack.localidp import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 LAB_NAME = "qcs-jupyter"  # the npm package name, and the labextension's directory
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        check=True,
-        timeout=600,
-        cwd=out,
-    )
-    (built,) = out.glob("qcs_jupyter-*.whl")
-    return built
+def wheel() -> Path:
+    """Built from this checkout by scripts/setup.sh (as ``pip install .`` would): no test builds or installs."""
+    return artifacts.wheel()
 
 
 def data_dir(names: list[str]) -> str:
@@ -95,25 +89,13 @@ def clean_env(venv: Path, home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(wheel, tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """A new venv with the wheel and this machine's JupyterLab version, installed without node on PATH."""
-    base = tmp_path_factory.mktemp("user-image")
-    venv, home = base / "venv", base / "home"
+def fresh_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A venv with the wheel and this machine's JupyterLab, installed without node on PATH (by scripts/setup.sh),
+    run here with a fresh HOME."""
+    venv = artifacts.user_image()
+    home = tmp_path_factory.mktemp("user-image") / "home"
     home.mkdir()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    env = clean_env(venv, home)
-    # pip keeps its own cache and index settings (its HOME and PIP_* stay as they are).
-    pip_env = {**env, "HOME": os.environ.get("HOME", str(home))}
-    jupyterlab = __import__("jupyterlab").__version__
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run(
-        [*pip, str(wheel), f"jupyterlab=={jupyterlab}"],
-        env=pip_env,
-        cwd=base,
-        check=True,
-        timeout=900,
-    )
-    return venv, env
+    return venv, clean_env(venv, home)
 
 
 def run_in(venv: Path, env: dict[str, str], *cmd: str) -> str:

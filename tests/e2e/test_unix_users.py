@@ -9,16 +9,15 @@ import pwd
 import shutil
 import stat
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from devstack import artifacts
+
 from .conftest import spawn, stack
 from .procs import descendants
 
-ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 USERS = ("qcsalice", "qcsbob")
 
@@ -29,25 +28,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def singleuser_env():
-    """A world-readable venv of the system Python with the project's wheel and JupyterHub's single-user server."""
-    base = Path(tempfile.mkdtemp(prefix="qcs-singleuser-"))
-    base.chmod(0o755)
-    wheels = base / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)], check=True, timeout=600
-    )
-    venv = base / "venv"
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(venv)], check=True, timeout=120)
-    jupyterhub = __import__("jupyterhub").__version__
-    subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", *map(str, wheels.glob("*.whl")), f"jupyterhub=={jupyterhub}"],
-        check=True,
-        timeout=900,
-    )
-    subprocess.run(["chmod", "-R", "a+rX", str(base)], check=True)
-    yield venv
-    shutil.rmtree(base, ignore_errors=True)
+def singleuser_env() -> Path:
+    """A world-readable venv of the system Python with the project's wheel and JupyterHub's single-user server,
+    built by scripts/setup.sh (no test installs anything)."""
+    return artifacts.singleuser_env()
 
 
 @pytest.fixture(scope="module")
