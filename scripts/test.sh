@@ -1,23 +1,60 @@
 #!/usr/bin/env bash
 # Set up and run every check: Python and TypeScript lint/format, labextension unit tests, the whole pytest
-# suite (unit, server, end-to-end with a real IdP, hub and browser), then the unit tests (no e2e) again on
-# Python 3.10, the oldest supported. Extra arguments go to both pytest runs.
+# suite (unit, server, end-to-end with a real IdP, hub and browser; the 15 slowest tests listed), the unit tests
+# once more in random order (pytest-randomly; the seed is printed), then the unit tests (no e2e) again on Python
+# 3.10, the oldest supported. Extra arguments go to the pytest runs (the random-order run belongs to the full run
+# only). Each stage says how long it took, and a summary of the times ends the run, also a failed one.
 #
 # Python 3.10 comes from $PYTHON310, else pyenv's newest 3.10.x, else python3.10 on PATH. Without one the run
-# fails in CI (CI=true) and is skipped with a warning elsewhere.
+# fails in CI (CI=true) and is skipped with a warning elsewhere. A pytest run that selects no test (exit 5) fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+STAGE="" STAGE_START=0
+TIMES=()
+stage() {  # stage NAME: ends the stage before (recording its time) and starts NAME
+  end_stage
+  STAGE=$1 STAGE_START=$SECONDS
+  echo "== $STAGE"
+}
+end_stage() {
+  if [ -n "$STAGE" ]; then
+    local took=$((SECONDS - STAGE_START))
+    echo "-- $STAGE: ${took} s"
+    TIMES+=("$(printf '%6d s  %s' "$took" "$STAGE")")
+    STAGE=""
+  fi
+}
+summary() {
+  local status=$?
+  [ -n "$STAGE" ] && STAGE="$STAGE (failed)"
+  end_stage
+  echo "== time per stage"
+  printf '%s\n' "${TIMES[@]}"
+  echo "$(printf '%6d s' "$SECONDS")  in all"
+  exit "$status"
+}
+trap summary EXIT
+
+stage "setup"
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"  # jlpm and jupyter-builder for the labextension scripts
-echo "== ruff"
+stage "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== labextension: eslint, prettier, typecheck, jest"
+stage "labextension: eslint, prettier, typecheck, jest"
 (cd labextension && ../.venv/bin/jlpm lint:check && ../.venv/bin/jlpm typecheck && ../.venv/bin/jlpm test --silent)
-echo "== pytest"
-.venv/bin/python -m pytest "$@"
+stage "pytest"
+.venv/bin/python -m pytest --durations=15 "$@"
 
-echo "== Python 3.10: unit tests"
+if [ $# -eq 0 ]; then
+  # No test may depend on the order of the others. The seed is in the output ("Using --randomly-seed=N"):
+  # .venv/bin/python -m pytest -p randomly -p "randomly" --randomly-seed=N -m "not e2e" tests reruns that order.
+  stage "pytest: unit tests in random order"
+  .venv/bin/python -m pytest -p randomly -m "not e2e" --ignore=tests/e2e -q tests
+fi
+
+stage "Python 3.10: unit tests"
 find_python310() {
   if [ -n "${PYTHON310:-}" ]; then echo "$PYTHON310"; return; fi
   local root found
@@ -47,13 +84,16 @@ if [ "$(cat "$VENV310/.qcs-installed" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" >"$VENV310/.qcs-installed"
 fi
 "$VENV310/bin/python" -c 'import sys; print("Python", sys.version.split()[0])'
-status=0
 if [ $# -gt 0 ]; then
-  "$VENV310/bin/python" -m pytest -m "not e2e" "$@" || status=$?
+  # Arguments that select only end-to-end tests leave nothing for this run: say so, rather than pass on an
+  # empty run (pytest's exit 5 is never taken as success).
+  collected=0
+  "$VENV310/bin/python" -m pytest -m "not e2e" --collect-only -q "$@" >/dev/null 2>&1 || collected=$?
+  if [ "$collected" -eq 5 ]; then
+    echo "note: the arguments select no unit test; the 3.10 run is skipped"
+    exit 0
+  fi
+  "$VENV310/bin/python" -m pytest -m "not e2e" --durations=15 "$@"
 else
-  "$VENV310/bin/python" -m pytest -m "not e2e" --ignore=tests/e2e tests || status=$?
-fi
-# 5: the arguments selected only end-to-end tests, which the 3.10 run leaves out.
-if [ "$status" -ne 0 ] && [ "$status" -ne 5 ]; then
-  exit "$status"
+  "$VENV310/bin/python" -m pytest -m "not e2e" --ignore=tests/e2e --durations=15 tests
 fi
