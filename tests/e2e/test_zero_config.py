@@ -64,6 +64,39 @@ def test_z2jh_values_alone_configure_a_working_hub(tmp_path, monkeypatch):
         assert "Traceback" not in hub.log_text()
 
 
+class ExampleConfiguredHub(LocalHub):
+    """``examples/jupyterhub_config.py`` loaded as it is, then only what this machine supplies differently: the issuer
+    (the local IdP), this Hub's URL, and local processes instead of its SystemdSpawner (no systemd runs here)."""
+
+    def authenticator_config(self) -> str:
+        return f"""
+load_subconfig({str(EXAMPLES / "jupyterhub_config.py")!r})
+assert c.JupyterHub.spawner_class == "systemd"
+c.JupyterHub.spawner_class = "simple"
+c.QCSAuthenticator.issuer = {self.idp.issuer!r}
+c.QCSAuthenticator.oauth_callback_url = {self.callback_url!r}
+"""
+
+
+def test_local_example_configures_a_working_hub(tmp_path, monkeypatch):
+    ensure_node_modules()
+    port = free_port()
+    client = {"client_id": "example-client", "redirect_uris": [f"http://127.0.0.1:{port}/hub/oauth_callback"]}
+    monkeypatch.setenv("OAUTH_CLIENT_ID", "example-client")  # as the example's comment says to export it
+    monkeypatch.delenv("OAUTH_CLIENT_SECRET", raising=False)
+    with (
+        LocalIdP(tmp_path / "idp", https=True, clients=[client]) as idp,
+        ExampleConfiguredHub(tmp_path / "hub", idp, port=port, client_id="ignored") as hub,
+    ):
+        session = login_with_http(hub, "ada@example.org")  # in the example's allowed_users
+        session.get(f"{hub.url}/hub/spawn/ada@example.org", timeout=90)
+        hub.wait_for_server("ada@example.org")
+        assert "access_token" in (hub.home("ada@example.org") / ".qcs" / "secrets.toml").read_text()
+        with pytest.raises(LocalHubError, match="HTTP 403"):
+            login_with_http(hub, "mallory@example.org")  # not in allowed_users
+        assert "Traceback" not in hub.log_text()
+
+
 def test_missing_settings_are_one_log_line_each(tmp_path):
     """A Hub with only `authenticator_class = "qcs"` and the allow setting starts, and says what is missing."""
     port, hub_port, api_port = free_port(), free_port(), free_port()
