@@ -3,11 +3,16 @@
 Routes (under the Hub prefix, e.g. ``/hub/``), added by ``QCSAuthenticator.get_handlers``:
 
 - ``GET  qcs/admin`` — the page (a Hub template extending ``page.html``). Needs ``admin-ui``, like
-  JupyterHub's own admin page; it lists the users the viewer may ``read:users``.
+  JupyterHub's own admin page; it lists the users the viewer may ``read:users``, a page at a time.
 - ``POST qcs/admin`` — form ``user``, ``reason``, ``_xsrf``: revoke that user's QCS session. Needs
   ``admin:users`` on that user (the scope JupyterHub asks to change a user's auth_state).
 - ``GET  api/qcs/users`` — the same rows as JSON for scripts. Needs ``read:users``; a filtered scope
   (``read:users!group=physics``, or a user's own ``self``) sees only the users it covers.
+
+Both take ``sort`` (a column, ``-`` for descending), ``state`` (only users in that state), ``offset`` and ``limit``
+(default 50, at most 500), as JupyterHub's REST API pages its lists. Counting, filtering and sorting use what
+the Hub keeps in memory of every user's token health (``metrics.Health``: times and outcomes, never a token),
+so a request decrypts only the auth_state of the users on its page, whatever the size of the Hub.
 - ``POST api/qcs/users/{name}/revoke`` — JSON ``{"reason": "..."}``: the API twin of the page's action.
 
 No token value is ever shown or returned: only times, ages, outcomes and server names.
@@ -18,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from urllib.parse import urlencode
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.crypto import decrypt
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
@@ -55,6 +62,7 @@ SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "last_pull": lambda row: row["last_pull_at_epoch"],
 }
 MAX_REASON = 200
+PAGE_LIMIT, MAX_PAGE_LIMIT = 50, 500
 TRANSIENT_OUTCOMES = {"unreachable": "the identity provider could not be reached", "timeout": "it timed out"}
 
 
@@ -103,9 +111,7 @@ def user_row(
     state = auth_state or {}
     qcs = state.get("qcs") or {}
     health = metrics.classify(auth_state, max_age_days=max_age_days, warning_days=warning_days)
-    status = health.state(now)
-    if status == "signed_out" and not qcs.get("logged_out_at"):
-        status = "never"  # no tokens and no record of a logout: never signed in with QCS
+    status = health.page_state(now)  # the same status the listing counts, filters and sorts by
 
     # After a logout or a revoke the expiry of a token the Hub no longer holds means nothing.
     access_expires = _num(qcs.get("access_token_expires_at")) if state.get("access_token") else None
@@ -135,8 +141,7 @@ def user_row(
         problems.append(
             f"The refresh token expires {relative(refresh_expires, now)}: the user should log in again before then."
         )
-    if status in ("ok", "warning") and outcome in TRANSIENT_OUTCOMES:
-        status = "warning"
+    if status == "warning" and outcome in TRANSIENT_OUTCOMES:
         problems.append(
             f"The last refresh failed ({relative(last_refresh, now)}): {TRANSIENT_OUTCOMES[outcome]}; "
             "the Hub keeps the current tokens and retries."
@@ -215,6 +220,34 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "status", descending: bool 
     return sorted(present, key=get, reverse=descending) + missing
 
 
+def key_row(name: str, health: metrics.Health, now: float) -> dict[str, Any]:
+    """What ``SORT_KEYS`` and the state filter read of a user, from the health kept in memory (no decryption)."""
+    obtained = health.refresh_obtained_at
+    return {
+        "name": name,
+        "status": health.page_state(now),
+        "access_token_expires_at_epoch": health.access_expires_at,
+        "refresh_token_age_days": round((now - obtained) / metrics.DAY, 2) if obtained is not None else None,
+        "last_refresh_at_epoch": health.last_refresh_at,
+        "last_pull_at_epoch": health.last_pull_at,
+    }
+
+
+def parse_page(offset: str | None, limit: str | None, state: str | None) -> tuple[int, int, str | None]:
+    """``offset``, ``limit`` and ``state`` query arguments → values; a clear ValueError for anything else."""
+    try:
+        first = int(offset) if offset not in (None, "") else 0
+        size = int(limit) if limit not in (None, "") else PAGE_LIMIT
+    except ValueError:
+        raise ValueError("offset and limit must be whole numbers") from None
+    if first < 0 or not 1 <= size <= MAX_PAGE_LIMIT:
+        raise ValueError(f"offset must be 0 or more and limit from 1 to {MAX_PAGE_LIMIT}")
+    state = state or None
+    if state is not None and state not in STATES:
+        raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
+    return first, size, state
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     for row in rows:
@@ -231,31 +264,60 @@ def _limits(authenticator: Any) -> tuple[float, float]:
 
 
 class _QCSHealthMixin:
-    """Builds the rows for the users the current request may read."""
+    """Builds one page of rows of the users the current request may read."""
 
-    async def health_rows(self: Any) -> list[dict[str, Any]]:
+    def readable(self: Any) -> Mapping[str, metrics.Health]:
+        """The users the viewer may ``read:users``, with their health as kept in memory."""
+        known = metrics.METRICS.known_users()
+        if "read:users" in self.expanded_scopes:  # unfiltered: every user, no database walk
+            return known
         can_read = self.get_scope_filter("read:users")
-        max_age, warning = _limits(self.authenticator)
-        users = [self.users[u] for u in self.db.query(orm.User).order_by(orm.User.name) if can_read(u, kind="user")]
-        self.qcs_orm_users = {user.name: user.orm_user for user in users}
-        states = await asyncio.gather(*(user.get_auth_state() for user in users))
-        now = time.time()
-        rows = []
-        for user, state in zip(users, states, strict=True):
-            # Reading every user refreshes the gauges too (and rebuilds them after a restart).
-            metrics.observe_auth_state(user.name, state, max_age_days=max_age, warning_days=warning)
-            running = {name: bool(spawner.active) for name, spawner in user.spawners.items()}
-            rows.append(
-                user_row(user.name, state, now=now, max_age_days=max_age, warning_days=warning, running=running)
-            )
-        return rows
+        return {
+            u.name: known.get(u.name) or metrics.Health() for u in self.db.query(orm.User) if can_read(u, kind="user")
+        }
 
-    def sorted_rows(self: Any, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, bool]:
+    async def health_page(self: Any) -> dict[str, Any]:
+        """Sorted, filtered and paged rows; only the page's users' auth_state is read."""
         try:
             key, descending = parse_sort(self.get_argument("sort", None))
+            offset, limit, state = parse_page(
+                self.get_argument("offset", None), self.get_argument("limit", None), self.get_argument("state", None)
+            )
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
-        return sort_rows(rows, key, descending), key, descending
+        await rebuilt(self.authenticator)
+        now = time.time()
+        keys = [key_row(name, health, now) for name, health in self.readable().items()]
+        summary = summarize(keys)
+        if state is not None:
+            keys = [k for k in keys if k["status"] == state]
+        ordered = sort_rows(keys, key, descending)
+        max_age, warning = _limits(self.authenticator)
+        names = [k["name"] for k in ordered[offset : offset + limit]]
+        found = {u.name: u for u in self.db.query(orm.User).filter(orm.User.name.in_(names))}  # one query
+        users = [self.users[found[name]] for name in names if name in found]
+        states = await asyncio.gather(*(user.get_auth_state() for user in users))
+        rows = []
+        self.qcs_orm_users = {user.name: user.orm_user for user in users}
+        for user, auth_state in zip(users, states, strict=True):
+            metrics.observe_auth_state(user.name, auth_state, max_age_days=max_age, warning_days=warning)
+            running = {name: bool(spawner.active) for name, spawner in user.spawners.items()}
+            rows.append(
+                user_row(user.name, auth_state, now=now, max_age_days=max_age, warning_days=warning, running=running)
+            )
+        total = len(ordered)
+        return {
+            "rows": rows,
+            "summary": summary,
+            "sort": key,
+            "descending": descending,
+            "state": state,
+            "offset": offset,
+            "limit": limit,
+            "total": total,
+            "next_offset": offset + limit if offset + limit < total else None,
+            "previous_offset": max(0, offset - limit) if offset > 0 else None,
+        }
 
     async def revoke(self: Any, name: str, reason: str) -> dict[str, Any]:
         """Revoke ``name``'s QCS session (the viewer needs ``admin:users`` on them); returns their new row."""
@@ -298,23 +360,31 @@ class QCSAdminHandler(_QCSHealthMixin, BaseHandler):
     @web.authenticated
     @needs_scope("admin-ui")
     async def get(self) -> None:
-        rows = await self.health_rows()
-        rows, key, descending = self.sorted_rows(rows)
+        page = await self.health_page()
+        rows, key, descending = page["rows"], page["sort"], page["descending"]
         can_revoke = self.get_scope_filter("admin:users")
         for row in rows:
             orm_user = self.qcs_orm_users[row["name"]]
             row["can_revoke"] = bool(can_revoke(orm_user, kind="user")) and row["status"] not in ("never", "signed_out")
         max_age, warning = _limits(self.authenticator)
 
+        def link(**changes: Any) -> str:
+            limit = page["limit"] if page["limit"] != PAGE_LIMIT else None
+            query = {"sort": f"-{key}" if descending else key, "state": page["state"], "limit": limit}
+            query.update(changes)
+            return "?" + urlencode({k: v for k, v in query.items() if v is not None and v != ""})
+
         def sort_link(column: str) -> str:
             # A click on the current column flips the order; another column starts ascending.
-            order = f"-{column}" if (column == key and not descending) else column
-            return "?" + urlencode({"sort": order})
+            return link(sort=f"-{column}" if (column == key and not descending) else column, offset=None)
 
         html = await self.render_template(
             TEMPLATE,
             rows=rows,
-            summary=summarize(rows),
+            summary=page["summary"],
+            page=page,
+            page_link=lambda offset: link(offset=offset),
+            state_link=lambda state: link(state=state, offset=None),
             sort_key=key,
             sort_descending=descending,
             sort_link=sort_link,
@@ -338,22 +408,28 @@ class QCSAdminHandler(_QCSHealthMixin, BaseHandler):
 
 
 class QCSUsersAPIHandler(_QCSHealthMixin, APIHandler):
-    """``GET /hub/api/qcs/users``: the admin page's rows as JSON (``?sort=`` as on the page)."""
+    """``GET /hub/api/qcs/users``: the admin page's rows as JSON (``sort``, ``state``, ``offset``, ``limit`` as on
+    the page). ``total`` counts the users that match; ``next_offset`` is null on the last page."""
 
     @needs_scope("read:users", post_filter=True)
     async def get(self) -> None:
-        rows, key, descending = self.sorted_rows(await self.health_rows())
+        page = await self.health_page()
         max_age, warning = _limits(self.authenticator)
         self.set_header("Cache-Control", "no-store")
         self.write(
             json.dumps(
                 {
                     "generated_at": _iso(time.time()),
-                    "sort": f"-{key}" if descending else key,
+                    "sort": f"-{page['sort']}" if page["descending"] else page["sort"],
+                    "state": page["state"],
+                    "offset": page["offset"],
+                    "limit": page["limit"],
+                    "total": page["total"],
+                    "next_offset": page["next_offset"],
                     "refresh_token_max_age_days": max_age,
                     "refresh_token_warning_days": warning,
-                    "summary": summarize(rows),
-                    "users": [public_row(r) for r in rows],
+                    "summary": page["summary"],
+                    "users": [public_row(r) for r in page["rows"]],
                 }
             )
         )
@@ -388,33 +464,102 @@ def admin_handlers(authenticator: Any) -> list[tuple[str, type]]:
     ]
 
 
+class _StoredAuthState:
+    """A user's encrypted auth_state as a row of the database holds it, read without a JupyterHub ``User``."""
+
+    __slots__ = ("encrypted", "name")
+
+    def __init__(self, name: str, encrypted: bytes | None) -> None:
+        self.name, self.encrypted = name, encrypted
+
+    async def get_auth_state(self) -> Any:
+        if self.encrypted is None:
+            return None
+        try:
+            return await decrypt(self.encrypted)
+        except Exception:  # a key that changed, or encryption unavailable: JupyterHub logs it when it reads it
+            return None
+
+
+def stored_auth_states(db: Any, batch: int = 500) -> Iterator[_StoredAuthState]:
+    """Every user's name and encrypted auth_state, ``batch`` rows per query (no ORM objects, no ``User``)."""
+    last = 0
+    while True:
+        rows = (
+            db.query(orm.User.id, orm.User.name, orm.User.encrypted_auth_state)
+            .filter(orm.User.id > last)
+            .order_by(orm.User.id)
+            .limit(batch)
+            .all()
+        )
+        if not rows:
+            return
+        for user_id, name, encrypted in rows:
+            last = user_id
+            yield _StoredAuthState(name, encrypted)
+
+
+async def rebuilt(authenticator: Any) -> None:
+    """Wait until every user's health is known (rebuilt from the database once after the Hub started)."""
+    if metrics.METRICS.rebuilt:
+        return
+    task = _rebuild_tasks.get(authenticator)
+    if task is None:
+        task = _start_rebuild(authenticator)
+    if task is not None:
+        await asyncio.shield(task)
+
+
+def _start_rebuild(authenticator: Any) -> asyncio.Task | None:
+    app = getattr(authenticator, "parent", None)
+    if app is None or getattr(app, "db", None) is None:
+        return None
+
+    async def rebuild() -> None:
+        try:
+            max_age, warning = _limits(authenticator)
+            started = time.monotonic()
+            count = await metrics.rebuild_from_users(
+                stored_auth_states(app.db), max_age_days=max_age, warning_days=warning
+            )
+            authenticator.log.info(
+                "QCS: token health of %d users rebuilt from their auth_state in %.1f s",
+                count,
+                time.monotonic() - started,
+            )
+        except Exception as e:  # metrics must never take the Hub down
+            authenticator.log.warning("QCS: could not rebuild the token-health gauges: %s", e)
+
+    task = asyncio.get_running_loop().create_task(rebuild())
+    _rebuild_tasks[authenticator] = task
+    _background.add(task)  # keep a reference until it is done
+    task.add_done_callback(_background.discard)
+    return task
+
+
 def schedule_rebuild(authenticator: Any, *, poll: float = 1.0, limit: float = 600.0) -> None:
     """Once the Hub is serving, rebuild the user gauges from every user's auth_state (they live in memory)."""
     app = getattr(authenticator, "parent", None)
     if app is None or not getattr(authenticator, "enable_auth_state", False):
         return
 
-    async def rebuild() -> None:
+    async def when_serving() -> None:
         deadline = time.monotonic() + limit
         while getattr(app, "http_server", None) is None:  # set by JupyterHub.start(), after every init step
             if time.monotonic() > deadline:
                 return
             await asyncio.sleep(poll)
-        try:
-            users = [app.users[u] for u in app.db.query(orm.User)]
-            max_age, warning = _limits(authenticator)
-            count = await metrics.rebuild_from_users(users, max_age_days=max_age, warning_days=warning)
-            authenticator.log.info("QCS: token-health gauges rebuilt from %d users' auth_state", count)
-        except Exception as e:  # metrics must never take the Hub down
-            authenticator.log.warning("QCS: could not rebuild the token-health gauges: %s", e)
+        if not metrics.METRICS.rebuilt and authenticator not in _rebuild_tasks:
+            _start_rebuild(authenticator)
 
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # not inside the Hub's event loop (e.g. a script listing the routes): nothing to rebuild
-    task = loop.create_task(rebuild())
-    _background.add(task)  # keep a reference until it is done
+    task = loop.create_task(when_serving())
+    _background.add(task)
     task.add_done_callback(_background.discard)
 
 
 _background: set[asyncio.Task] = set()
+_rebuild_tasks: weakref.WeakKeyDictionary[Any, asyncio.Task] = weakref.WeakKeyDictionary()

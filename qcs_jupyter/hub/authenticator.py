@@ -656,6 +656,11 @@ class QCSAuthenticator(GenericOAuthenticator):
             self._observe_health(auth_model["name"], auth_model["auth_state"])
         return auth_model
 
+    def add_user(self, user: Any) -> Any:
+        """Every user of the Hub (found at startup or created) is listed on the admin page and counted."""
+        metrics.know_user(user.name)
+        return super().add_user(user)
+
     async def delete_user(self, user: Any) -> None:
         """A deleted user's QCS session ends with them: the refresh token is revoked at the IdP."""
         inherited = super().delete_user(user)

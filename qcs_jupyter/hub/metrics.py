@@ -61,9 +61,11 @@ _IDP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 _HANDOFF_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Health:
-    """What the gauges need to know about one user, kept in memory (never a name in a label)."""
+    """What the Hub keeps in memory of one user's QCS token health: enough for the gauges and for the admin page
+    to count, sort and filter every user without decrypting anyone's auth_state. Never a token, never in a label.
+    """
 
     relogin: bool = False
     #: Epoch seconds when the refresh token enters its warning window, and when it is past its life.
@@ -73,16 +75,42 @@ class Health:
     signed_in: bool = False
     #: Set by ``user_health``: the caller decided "warning" (otherwise it follows the clock).
     warning: bool = False
+    #: Without a refresh token, the user must log in again once the access token expires (at this time).
+    relogin_at: float | None = None
+    #: For the admin page: a logout or revoke is recorded; the last refresh got no answer (it retries).
+    logged_out: bool = False
+    transient_failure: bool = False
+    access_expires_at: float | None = None
+    refresh_obtained_at: float | None = None
+    last_refresh_at: float | None = None
+    last_pull_at: float | None = None
 
     def state(self, now: float) -> str:
         """``relogin``, ``warning``, ``ok`` or ``signed_out``, at time ``now``."""
-        if self.relogin or (self.signed_in and self.expires_at is not None and now >= self.expires_at):
+        if self.relogin or (
+            self.signed_in and any(t is not None and now >= t for t in (self.expires_at, self.relogin_at))
+        ):
             return "relogin"
         if not self.signed_in:
             return "signed_out"
         if self.warning or (self.warn_at is not None and now >= self.warn_at):
             return "warning"
         return "ok"
+
+    def page_state(self, now: float) -> str:
+        """The admin page's status: ``state``, with ``never`` (no QCS login ever recorded) and a failed last
+        refresh shown as ``warning``."""
+        state = self.state(now)
+        if state == "signed_out" and not self.logged_out:
+            return "never"
+        if state in ("ok", "warning") and self.transient_failure:
+            return "warning"
+        return state
+
+    def changes_after(self, now: float) -> float | None:
+        """The next time after ``now`` at which ``state`` changes by the clock alone, if any."""
+        times = [t for t in (self.warn_at, self.expires_at, self.relogin_at) if t is not None and t > now]
+        return min(times) if times else None
 
 
 def classify(
@@ -102,18 +130,34 @@ def classify(
     qcs = auth_state.get("qcs") or {}
     refresh = auth_state.get("refresh_token")
     access = auth_state.get("access_token")
+    servers = qcs.get("servers") if isinstance(qcs.get("servers"), Mapping) else {}
+    pulls = [_number(s.get("last_pull_at")) for s in servers.values() if isinstance(s, Mapping)]
+    pulls = [p for p in pulls if p is not None]
+    notes = {
+        "logged_out": _number(qcs.get("logged_out_at")) is not None,
+        "last_refresh_at": _number(qcs.get("last_refresh_at")),
+        "last_pull_at": max(pulls) if pulls else None,
+        "transient_failure": qcs.get("last_refresh_outcome") in ("unreachable", "timeout"),
+    }
     if not refresh and not access:
-        return Health()
-    obtained = _number(qcs.get("refresh_token_obtained_at"))
+        return Health(**notes)
+    obtained = _number(qcs.get("refresh_token_obtained_at")) if refresh else None
+    access_expires = _number(qcs.get("access_token_expires_at")) if access else None
     expires_at = warn_at = None
-    if refresh and obtained is not None:
+    if obtained is not None:
         expires_at = obtained + max_age_days * DAY
         warn_at = expires_at - warning_days * DAY
-    relogin = qcs.get("last_refresh_outcome") == "rejected"
-    if not refresh:
-        access_expires = _number(qcs.get("access_token_expires_at"))
-        relogin = relogin or access_expires is None or access_expires <= time.time()
-    return Health(relogin=relogin, warn_at=warn_at, expires_at=expires_at, signed_in=True)
+    relogin = qcs.get("last_refresh_outcome") == "rejected" or (not refresh and access_expires is None)
+    return Health(
+        relogin=relogin,
+        warn_at=warn_at,
+        expires_at=expires_at,
+        signed_in=True,
+        relogin_at=access_expires if not refresh else None,
+        access_expires_at=access_expires,
+        refresh_obtained_at=obtained,
+        **notes,
+    )
 
 
 class QCSMetrics:
@@ -126,6 +170,9 @@ class QCSMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY, namespace: str = METRICS_PREFIX) -> None:
         self._users: dict[str, Health] = {}
         self.rebuilt = False
+        # Counts per state, valid until a user changes or the clock crosses someone's next threshold: a scrape
+        # of an idle Hub does not walk every user.
+        self._counts: tuple[dict[str, int], float, float] | None = None  # (counts, computed at, valid until)
         kw: dict[str, Any] = {"namespace": namespace, "registry": registry}
         self.idp_refreshes = Counter(
             "qcs_idp_refreshes", "QCS token refreshes at the identity provider, by outcome", ["outcome"], **kw
@@ -222,22 +269,55 @@ class QCSMetrics:
     ) -> None:
         """Record a user's health from their (new) auth_state; call it after every save of it."""
         self._users[username] = classify(auth_state, max_age_days=max_age_days, warning_days=warning_days)
+        self._counts = None
 
     def user_health(self, username: str, *, warning: bool = False, relogin: bool = False) -> None:
         """Record a user's health as decided by the caller (a user with no problem: both False)."""
         self._users[username] = Health(relogin=relogin, warning=warning, signed_in=True)
+        self._counts = None
+
+    def reset(self) -> None:
+        """Forget every user (a new Hub in this process, e.g. in tests)."""
+        self._users.clear()
+        self._counts = None
+        self.rebuilt = False
+
+    def know_user(self, username: str) -> None:
+        """A user exists (created, or found at startup): listed as never signed in until observed."""
+        if username not in self._users:
+            self._users[username] = Health()
+            self._counts = None
 
     def forget_user(self, username: str) -> None:
         """Stop counting a user (deleted from the Hub)."""
         self._users.pop(username, None)
+        self._counts = None
+
+    def health(self, username: str) -> Health | None:
+        """What is known of a user, or None."""
+        return self._users.get(username)
+
+    def known_users(self) -> dict[str, Health]:
+        """Every known user and their health (a view: do not change it)."""
+        return self._users
 
     def health_states(self, now: float | None = None) -> dict[str, int]:
         """How many tracked users are in each state (``ok``, ``warning``, ``relogin``, ``signed_out``)."""
+        current = now is None
         now = time.time() if now is None else now
+        cached = self._counts
+        if current and cached is not None and cached[1] <= now < cached[2]:
+            return dict(cached[0])
         counts = dict.fromkeys(("ok", "warning", "relogin", "signed_out"), 0)
+        valid_until = float("inf")
         for health in self._users.values():
             counts[health.state(now)] += 1
-        return counts
+            change = health.changes_after(now)
+            if change is not None and change < valid_until:
+                valid_until = change
+        if current:
+            self._counts = (counts, now, valid_until)
+        return dict(counts)
 
     def _count(self, *states: str) -> int:
         counts = self.health_states()
@@ -249,19 +329,36 @@ class QCSMetrics:
         *,
         max_age_days: float = MAX_AGE_DAYS,
         warning_days: float = WARNING_DAYS,
+        batch: int = 64,
     ) -> int:
         """Rebuild the per-user health from each user's auth_state (after a Hub restart); returns the count.
 
-        ``users`` are JupyterHub ``User`` objects. Users observed meanwhile by an event keep that newer value.
+        ``users``: objects with a ``name`` and an async ``get_auth_state()`` (JupyterHub ``User`` objects, or rows
+        of the database). They are read ``batch`` at a time, yielding to the event loop between batches, so a Hub
+        of many users keeps answering while it rebuilds. Users observed meanwhile by an event keep that newer value.
         """
-        before = dict(self._users)
-        users = list(users)
-        states = await asyncio.gather(*(user.get_auth_state() for user in users))
-        for user, state in zip(users, states, strict=True):
-            if self._users.get(user.name) is before.get(user.name):  # not observed while we were reading
-                self._users[user.name] = classify(state, max_age_days=max_age_days, warning_days=warning_days)
+        count = 0
+        chunk: list[Any] = []
+
+        async def read(chunk: list[Any]) -> None:
+            before = [self._users.get(user.name) for user in chunk]
+            states = await asyncio.gather(*(user.get_auth_state() for user in chunk))
+            for user, state, seen in zip(chunk, states, before, strict=True):
+                if self._users.get(user.name) is seen:  # not observed while we were reading
+                    self._users[user.name] = classify(state, max_age_days=max_age_days, warning_days=warning_days)
+            self._counts = None
+            await asyncio.sleep(0)
+
+        for user in users:
+            chunk.append(user)
+            count += 1
+            if len(chunk) >= batch:
+                await read(chunk)
+                chunk = []
+        if chunk:
+            await read(chunk)
         self.rebuilt = True
-        return len(users)
+        return count
 
 
 def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -296,5 +393,6 @@ login = METRICS.login
 logout = METRICS.logout
 observe_auth_state = METRICS.observe_auth_state
 user_health = METRICS.user_health
+know_user = METRICS.know_user
 forget_user = METRICS.forget_user
 rebuild_from_users = METRICS.rebuild_from_users

@@ -21,15 +21,21 @@ from traitlets.config import Config
 
 from devstack.localhub import PROXY_DIR
 from devstack.localidp import ensure_node_modules
+from qcs_jupyter.hub import metrics
 from qcs_jupyter.hub.admin import admin_handlers
 
 
 class AdminPageAuthenticator(MockPAMAuthenticator):
     """JupyterHub's test authenticator (password = user name) with the admin page's routes, wired as
-    QCSAuthenticator.get_handlers wires them. It has no QCS session to revoke."""
+    QCSAuthenticator.get_handlers wires them, and the users known as QCSAuthenticator.add_user makes them known.
+    It has no QCS session to revoke."""
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), *admin_handlers(self)]
+
+    def add_user(self, user):
+        metrics.know_user(user.name)
+        return super().add_user(user)
 
 
 class HubInThread:
@@ -56,6 +62,7 @@ class HubInThread:
 
     async def _start(self) -> None:
         CryptKeeper.instance().keys = [self.crypt_key]
+        metrics.METRICS.reset()  # a new Hub process knows no user until it has seen or rebuilt them
         config = Config()
         config.Authenticator.enable_auth_state = True
         config.Authenticator.admin_users = {"admin"}
@@ -80,11 +87,16 @@ class HubInThread:
     def url(self) -> str:
         return public_url(self.app)  # ends with the Hub's odd base_url, /@/space%20word/
 
-    def add_users(self, states: dict[str, dict | None]) -> None:
+    def add_users(self, states: dict[str, dict | None], *, observed: bool = True) -> None:
+        """Users with these auth_states, saved in the database and (``observed``) seen by the Hub as
+        QCSAuthenticator sees every state it saves."""
+
         async def add():
             for name, state in states.items():
                 user = add_user(self.app.db, self.app, name=name)
                 await user.save_auth_state(state)
+                if observed:
+                    metrics.observe_auth_state(name, state)
 
         self.call(add())
 
