@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
-# chromium: the browser tests; python3-venv: the real-Unix-users test builds a single-user env from Debian's Python.
-if ! command -v chromium >/dev/null 2>&1 || { [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null; }; then
+# chromium: the browser tests; python3-venv: the real-Unix-users test builds a single-user env from Debian's Python;
+# docker.io and debootstrap: the Docker tests start their own dockerd and build a user image without a registry.
+if ! command -v chromium >/dev/null 2>&1 || { [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null; } \
+    || { [ "$(id -u)" = 0 ] && { ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; }; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing chromium and python3-venv (Debian) for the browser and Unix-user tests"
+    echo "== installing chromium, python3-venv, docker.io and debootstrap (Debian) for the browser, Unix-user and Docker tests"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium python3-venv >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium python3-venv docker.io debootstrap >/dev/null
   else
     echo "note: chromium is not installed; browser tests will be skipped (and fail in CI): sudo apt-get install chromium" >&2
   fi
