@@ -7,12 +7,18 @@ confidential client): an inactive or expired token gets ``401``, which makes the
 Every call is recorded (:attr:`QCSAPI.calls`) with the token's subject, its expiry and a fingerprint of it, never
 the token itself, so tests can see when a held client changed tokens.
 
+Without an IdP (``QCSAPI(None)``) it judges a token by its own claims instead: a JWT whose ``exp`` is still ahead
+is accepted, unless :meth:`QCSAPI.revoke` named it. Tests make it answer as QCS does when things go wrong:
+:meth:`QCSAPI.answer_with` (``401``, ``403``, ``503`` for every request until reset) and :meth:`QCSAPI.stop` (nothing
+listens: unreachable).
+
 Example::
 
     api = QCSAPI(idp, client_id="qcs-api", client_secret=secret)   # the IdP lists that client with
     with api:                                                        # "resource_server": True
         ...  # clients call api.url + "/v1/quantumProcessors"
         print(api.counts())   # {"accepted": 3, "refused": 1}
+        api.answer_with(403)  # from now on: "your account lacks access"
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class ApiCall:
     subject: str | None  # the token's ``sub``: as the IdP answered, or as the token claims when refused
     token_fp: str | None  # fingerprint(token)
     token_exp: float | None  # the token's ``exp`` (from the same source as ``subject``)
+    query: str = ""  # the query string as sent (e.g. ``pageSize=100``)
 
     @property
     def accepted(self) -> bool:
@@ -64,14 +71,15 @@ class QCSAPI:
     ``list_quantum_computers`` call) answered only for a token the IdP calls active and unexpired.
 
     ``client_id``/``client_secret`` authenticate the API at the IdP's introspection endpoint; ``processors``
-    are the quantum processor ids it lists.
+    are the quantum processor ids it lists (``pageSize`` at a time, with a ``nextPageToken`` while more follow).
+    ``idp=None``: no IdP; a token is judged by its own (unverified) claims.
     """
 
     def __init__(
         self,
-        idp: LocalIdP,
-        client_id: str,
-        client_secret: str,
+        idp: LocalIdP | None,
+        client_id: str = "",
+        client_secret: str = "",
         *,
         processors: tuple[str, ...] = ("Ankaa-9Q-3", "Ankaa-3"),
         host: str = "127.0.0.1",
@@ -86,6 +94,8 @@ class QCSAPI:
         self.introspection_timeout = introspection_timeout
         self._lock = threading.Lock()
         self._calls: list[ApiCall] = []
+        self._forced: int | None = None
+        self._revoked: set[str] = set()
         self._local = threading.local()  # one keep-alive connection to the IdP per server thread
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -107,8 +117,22 @@ class QCSAPI:
         return {"accepted": accepted, "refused": len(calls) - accepted}
 
     def reset(self) -> None:
+        """Forget the calls, the forced answer and the revoked tokens."""
         with self._lock:
             self._calls.clear()
+            self._forced = None
+            self._revoked.clear()
+
+    def answer_with(self, status: int | None) -> None:
+        """Answer every request with ``status`` (401 refused, 403 no access, 5xx down) whatever its token;
+        ``None``: judge tokens again."""
+        with self._lock:
+            self._forced = status
+
+    def revoke(self, token: str) -> None:
+        """Refuse ``token`` from now on (without an IdP; with one, revoke it at the IdP)."""
+        with self._lock:
+            self._revoked.add(fingerprint(token))
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> QCSAPI:
@@ -186,6 +210,16 @@ class QCSAPI:
         if scheme.lower() != "bearer" or not token:
             return "no bearer token", {}, None
         fp = fingerprint(token)
+        with self._lock:
+            revoked = fp in self._revoked
+        if revoked:
+            return "token revoked", _claims(token), fp
+        if self.idp is None:
+            claims = _claims(token)
+            exp = claims.get("exp")
+            if not isinstance(exp, (int, float)) or exp <= time.time():
+                return "token expired or not a JWT", claims, fp
+            return "ok", claims, fp
         try:
             info = self.introspect(token)
         except Exception as e:  # the IdP is down: refuse, as a real API cannot check the token either
@@ -239,23 +273,40 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        path = urllib.parse.urlsplit(self.path).path
+        parts = urllib.parse.urlsplit(self.path)
+        path = parts.path
         api = self.owner
         reason, claims, fp = api.check(self.headers.get("Authorization"))
         subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         exp = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else None
-        if reason != "ok":
+        with api._lock:
+            forced = api._forced
+        if forced is not None:
+            status, reason = forced, f"answered {forced} as told"
+            code = {401: "unauthorized", 403: "forbidden"}.get(forced, "unavailable")
+            answer = ({"code": code, "message": f"{code} (stand-in)", "requestId": fp or "-"}, None)
+        elif reason != "ok":
             status = 401
-            self._send(
-                status,
+            answer = (
                 {"code": "unauthorized", "message": f"Unauthorized: {reason}", "requestId": fp or "-"},
                 {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
             )
         elif path == "/v1/quantumProcessors":
             status = 200
-            # No nextPageToken: the clients page on while one is present, even an empty one.
-            self._send(status, {"quantumProcessors": [{"id": p} for p in api.processors]})
+            query = urllib.parse.parse_qs(parts.query)
+            try:
+                size = max(1, int(query.get("pageSize", ["100"])[0]))
+                start = int(query.get("pageToken", ["0"])[0] or 0)
+            except ValueError:
+                size, start = 100, 0
+            page = {"quantumProcessors": [{"id": p} for p in api.processors[start : start + size]]}
+            if start + size < len(api.processors):
+                # Only while more follow: the clients page on while one is present, even an empty one.
+                page["nextPageToken"] = str(start + size)
+            answer = (page, None)
         else:
             status, reason = 404, "not found"
-            self._send(status, {"code": "not_found", "message": f"{path} is not served by this stand-in"})
-        api._record(ApiCall(time.time(), "GET", path, status, reason, subject, fp, exp))
+            answer = ({"code": "not_found", "message": f"{path} is not served by this stand-in"}, None)
+        # Recorded before the answer leaves: whoever got the answer finds the call.
+        api._record(ApiCall(time.time(), "GET", path, status, reason, subject, fp, exp, parts.query))
+        self._send(status, *answer)

@@ -14,12 +14,17 @@ from .credentials import (
     AuthServer,
     CredentialFileError,
     CredentialStore,
+    StoreSnapshot,
     TokenInputError,
     TokenSet,
+    compute_status,
     exit_code,
     read_status,
 )
+from .credentials.apicheck import check_with_qcs
+from .credentials.contract import QCSCheckOutcome
 from .credentials.sdkcheck import check_with_sdk
+from .credentials.tokens import fingerprint
 
 EXIT_OK, EXIT_UNUSABLE, EXIT_FILE_ERROR = 0, 1, 2
 
@@ -116,19 +121,60 @@ def _is_http_url(value: str) -> bool:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     store = CredentialStore(profile=args.profile)
-    status = read_status(store)
+    before = store.read()
+    status = compute_status(before)
     print(_format_status(status))
     code = exit_code(status)
-    sdk = check_with_sdk(store.read().profile, get_bearer_token=args.online)
+    sdk = check_with_sdk(before.profile, get_bearer_token=args.online)
     if not sdk["available"]:
         print(f"\nOfficial QCS client: not installed here; skipped ({sdk['error']}).")
     elif sdk["ok"]:
-        extra = ", and it obtained a bearer token" if sdk.get("bearer_token_obtained") else ""
-        print(f"\nOfficial QCS client: loads profile '{status['profile']}' (API {sdk['api_url']}){extra}.")
+        print(f"\nOfficial QCS client: loads profile '{status['profile']}' (API {sdk['api_url']}).")
     else:
         print(f"\nOfficial QCS client: FAILED: {sdk['error']}")
         code = max(code, EXIT_UNUSABLE)
+    if not args.online:
+        return code
+
+    # --online: what the client did for a bearer token, what QCS says of the token, and the status after both.
+    after = store.read()
+    print(f"\nToken: {_what_the_client_did(sdk, before, after)}")
+    result = check_with_qcs(snapshot=after, hub=after.managed_by == "jupyterhub")
+    took = f", {result.elapsed_ms} ms" if result.elapsed_ms is not None else ""
+    print(f"Check with QCS ({result.api_url or 'no API URL'}{took}): {result.outcome.value}: {result.message}")
+    if result.action:
+        print(f"  → {result.action}")
+    status = compute_status(after)
+    print("\nStatus after these steps:")
+    print(_format_status(status))
+    code = exit_code(status)  # the files as they are now, and:
+    if (sdk["available"] and not sdk["ok"]) or result.outcome is not QCSCheckOutcome.ACCEPTED:
+        code = max(code, EXIT_UNUSABLE)
     return code
+
+
+def _what_the_client_did(sdk: dict[str, Any], before: StoreSnapshot, after: StoreSnapshot) -> str:
+    """Whether the client refreshed (the token it handed out against the file's, before and after)."""
+    if not sdk["available"]:
+        return "the official QCS client is not installed here, so nothing was refreshed; QCS is asked with the access token in secrets.toml as it is."
+    if not sdk["ok"] or not sdk.get("bearer_token_obtained"):
+        return "the official QCS client could not get a bearer token (see above); nothing was refreshed."
+    used, was, now = sdk.get("bearer_token_fingerprint"), _access_fp(before), _access_fp(after)
+    if used is not None and used == was:
+        return "the QCS client used the access token already in secrets.toml (still valid): no refresh."
+    if used is not None and used == now:
+        return "the QCS client refreshed: it got a new access token from the issuer and wrote it to secrets.toml."
+    if now != was:
+        return "the access token in secrets.toml changed meanwhile (another refresher, e.g. JupyterHub, wrote it)."
+    return (
+        "the QCS client refreshed: it got a new access token from the issuer but did not write it to secrets.toml "
+        "(QCS_SECRETS_READ_ONLY is set, or the file is read-only); QCS is asked with the token in the file."
+    )
+
+
+def _access_fp(snap: StoreSnapshot) -> str | None:
+    token = (snap.token_payload or {}).get("access_token")
+    return fingerprint(token) if isinstance(token, str) and token else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,12 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", help="QCS API URL for the profile (default: keep, else https://api.qcs.rigetti.com)")
     p.set_defaults(func=cmd_install)
 
-    p = sub.add_parser("doctor", help="check the files, also with the official QCS client when it is installed")
+    p = sub.add_parser(
+        "doctor",
+        help="check the files, also with the official QCS client when it is installed; --online also asks QCS",
+    )
     p.add_argument("--profile", help=profile_help)
     p.add_argument(
         "--online",
         action="store_true",
-        help="also ask the QCS client for a bearer token (may refresh it over the network)",
+        help="also ask the QCS client for a bearer token (it refreshes an expired one over the network and says "
+        "so), then ask QCS whether it accepts the token (one page of your quantum processors), and show the "
+        "status after both; exit 1 unless QCS accepted it",
     )
     p.set_defaults(func=cmd_doctor)
     return parser

@@ -1,5 +1,6 @@
 /*
- * The wire types of GET qcs-jupyter/status (and POST qcs-jupyter/refresh).
+ * The wire types of GET qcs-jupyter/status (and POST qcs-jupyter/refresh), and
+ * of POST qcs-jupyter/check.
  *
  * Generated from qcs_jupyter/credentials/status.schema.json, itself generated
  * from qcs_jupyter/credentials/contract.py, by
@@ -21,6 +22,11 @@ export interface IQCSStatus {
   settings_path: string | null;
   /** The secrets.toml the QCS clients read (null for a non-owner). */
   secrets_path: string | null;
+  /**
+   * The home directory the paths are resolved against, to show them as ~/...
+   * (null for a non-owner).
+   */
+  home_dir: string | null;
   /** Who the credentials belong to (all null for a non-owner). */
   identity: IQCSIdentity;
   /** The access token. */
@@ -331,3 +337,67 @@ export type QCSRenewer = 'jupyterhub' | 'client';
 
 /** Every QCSRenewer, in the contract's order. */
 export const QCS_RENEWERS: readonly QCSRenewer[] = ['jupyterhub', 'client'];
+
+/**
+ * The answer of QCS to what a QCS client asks first: one page of the quantum
+ * processors the user can see.
+ */
+export interface IQCSCheckResult {
+  /** What QCS answered. */
+  outcome: QCSCheckOutcome;
+  /**
+   * What happened, in plain words; never a token or a value from QCS's answer.
+   */
+  message: string;
+  /** What to do about it, or null when nothing is needed. */
+  action: string | null;
+  /** The profile whose access token was used. */
+  profile: string;
+  /**
+   * The QCS API asked (the profile's api_url), or null when it is not a URL.
+   */
+  api_url: string | null;
+  /** The HTTP status QCS answered, or null when it did not answer. */
+  http_status: number | null;
+  /** How many quantum processors the first page listed (accepted only). */
+  processors: number | null;
+  /** QCS has more processors than the first page listed. */
+  more_processors: boolean;
+  /** How long QCS took to answer, in milliseconds (null when not asked). */
+  elapsed_ms: number | null;
+  /** When QCS was asked (RFC 3339, UTC). */
+  checked_at: string;
+}
+
+/**
+ * What QCS answered when asked with the current access token (POST
+ * qcs-jupyter/check, doctor --online).
+ *
+ * - `accepted`: QCS accepted the access token and listed the quantum processors
+ *   the user can see.
+ * - `refused`: QCS refused the access token (HTTP 401): log in again.
+ * - `forbidden`: QCS knows the token, but the account lacks access (HTTP 403).
+ * - `unreachable`: The QCS API could not be reached (network, DNS, TLS or
+ *   timeout).
+ * - `error`: The QCS API answered something else (another HTTP status, a
+ *   redirect, not its JSON): see the message.
+ * - `not_checked`: QCS was not asked: there is no unexpired access token, or
+ *   the API URL is not an http(s) URL.
+ */
+export type QCSCheckOutcome =
+  | 'accepted'
+  | 'refused'
+  | 'forbidden'
+  | 'unreachable'
+  | 'error'
+  | 'not_checked';
+
+/** Every QCSCheckOutcome, in the contract's order. */
+export const QCS_CHECK_OUTCOMES: readonly QCSCheckOutcome[] = [
+  'accepted',
+  'refused',
+  'forbidden',
+  'unreachable',
+  'error',
+  'not_checked'
+];

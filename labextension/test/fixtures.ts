@@ -53,8 +53,9 @@ export function problem(
 export function makeStatus(overrides: Partial<IQCSStatus> = {}): IQCSStatus {
   return {
     profile: 'default',
-    settings_path: '~/.qcs/settings.toml',
-    secrets_path: '~/.qcs/secrets.toml',
+    settings_path: '/home/ada/.qcs/settings.toml',
+    secrets_path: '/home/ada/.qcs/secrets.toml',
+    home_dir: '/home/ada',
     identity: { name: 'Ada', email: 'ada@example.org', subject: 'ada' },
     access_token: {
       present: true,

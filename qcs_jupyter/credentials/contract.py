@@ -236,6 +236,9 @@ class QCSStatus:
     profile: Annotated[str, "The profile shown: QCS_PROFILE_NAME, else default_profile_name, else 'default'."]
     settings_path: Annotated[str | None, "The settings.toml the QCS clients read (null for a non-owner)."]
     secrets_path: Annotated[str | None, "The secrets.toml the QCS clients read (null for a non-owner)."]
+    home_dir: Annotated[
+        str | None, "The home directory the paths are resolved against, to show them as ~/... (null for a non-owner)."
+    ]
     identity: Annotated[QCSIdentity, "Who the credentials belong to (all null for a non-owner)."]
     access_token: Annotated[QCSAccessToken, "The access token."]
     refresh_token: Annotated[QCSRefreshToken, "The refresh token."]
@@ -263,6 +266,49 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class QCSCheckOutcome(str, Enum):
+    """What QCS answered when asked with the current access token (POST qcs-jupyter/check, doctor --online)."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    FORBIDDEN = "forbidden"
+    UNREACHABLE = "unreachable"
+    ERROR = "error"
+    NOT_CHECKED = "not_checked"
+
+
+QCSCheckOutcome.ACCEPTED.__doc__ = "QCS accepted the access token and listed the quantum processors the user can see."
+QCSCheckOutcome.REFUSED.__doc__ = "QCS refused the access token (HTTP 401): log in again."
+QCSCheckOutcome.FORBIDDEN.__doc__ = "QCS knows the token, but the account lacks access (HTTP 403)."
+QCSCheckOutcome.UNREACHABLE.__doc__ = "The QCS API could not be reached (network, DNS, TLS or timeout)."
+QCSCheckOutcome.ERROR.__doc__ = (
+    "The QCS API answered something else (another HTTP status, a redirect, not its JSON): see the message."
+)
+QCSCheckOutcome.NOT_CHECKED.__doc__ = (
+    "QCS was not asked: there is no unexpired access token, or the API URL is not an http(s) URL."
+)
+
+
+@dataclass(frozen=True)
+class QCSCheckResult:
+    """The answer of QCS to what a QCS client asks first: one page of the quantum processors the user can see."""
+
+    outcome: Annotated[QCSCheckOutcome, "What QCS answered."]
+    message: Annotated[str, "What happened, in plain words; never a token or a value from QCS's answer."]
+    action: Annotated[str | None, "What to do about it, or null when nothing is needed."]
+    profile: Annotated[str, "The profile whose access token was used."]
+    api_url: Annotated[str | None, "The QCS API asked (the profile's api_url), or null when it is not a URL."]
+    http_status: Annotated[int | None, "The HTTP status QCS answered, or null when it did not answer."]
+    processors: Annotated[int | None, "How many quantum processors the first page listed (accepted only)."]
+    more_processors: Annotated[bool, "QCS has more processors than the first page listed."]
+    elapsed_ms: Annotated[int | None, "How long QCS took to answer, in milliseconds (null when not asked)."]
+    checked_at: Annotated[str, "When QCS was asked (RFC 3339, UTC)."]
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain JSON-ready dict (enums as their string values)."""
+        return _plain(self)
+
+
 #: The wire types, in the order the schema and the TypeScript file list them.
 WIRE_TYPES: tuple[type, ...] = (
     QCSStatus,
@@ -277,4 +323,6 @@ WIRE_TYPES: tuple[type, ...] = (
     QCSProblemCode,
     QCSHolder,
     QCSRenewer,
+    QCSCheckResult,
+    QCSCheckOutcome,
 )

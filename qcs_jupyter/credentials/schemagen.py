@@ -103,7 +103,8 @@ def schema_text(schema: dict[str, Any] | None = None) -> str:
 # --- JSON Schema -> TypeScript ---------------------------------------------------------------------------
 _TS_HEADER = """\
 /*
- * The wire types of GET qcs-jupyter/status (and POST qcs-jupyter/refresh).
+ * The wire types of GET qcs-jupyter/status (and POST qcs-jupyter/refresh), and
+ * of POST qcs-jupyter/check.
  *
  * Generated from qcs_jupyter/credentials/status.schema.json, itself generated
  * from qcs_jupyter/credentials/contract.py, by

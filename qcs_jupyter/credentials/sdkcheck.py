@@ -29,7 +29,11 @@ try:
     if bearer:
         token = cfg.get_bearer_access_token()
         secret = getattr(token, "secret", token)
-        out["bearer_token_obtained"] = bool(secret() if callable(secret) else secret)
+        value = secret() if callable(secret) else secret
+        out["bearer_token_obtained"] = bool(value)
+        if isinstance(value, str) and value:  # a one-way fingerprint: which token it used, never the token
+            import hashlib
+            out["bearer_token_fingerprint"] = "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:16]
 except BaseException as e:
     done({"available": True, "ok": False, "error": f"{type(e).__name__}: {e}"})
 done(out)
@@ -55,7 +59,8 @@ def check_with_sdk(
 ) -> dict[str, Any]:
     """Load ``profile`` (or the default) with the official client; optionally get a bearer token (may refresh).
 
-    Returns ``{"available", "ok", "error"?, "api_url"?, "bearer_token_obtained"?}``; never a token value.
+    Returns ``{"available", "ok", "error"?, "api_url"?, "bearer_token_obtained"?, "bearer_token_fingerprint"?}``
+    (the fingerprint as ``tokens.fingerprint`` makes it, to tell whether the client refreshed); never a token value.
     """
     try:
         proc = subprocess.run(

@@ -428,6 +428,7 @@ def evaluate(
         profile=names.profile,
         settings_path=str(snap.paths.settings),
         secrets_path=str(snap.paths.secrets),
+        home_dir=str(snap.paths.home) if snap.paths.home else None,
         identity=_once(snap, "identity", lambda: _identity(snap, tokens.access)),
         access_token=QCSAccessToken(
             present=tokens.access is not None,
@@ -627,6 +628,7 @@ def _for_non_owner(status: QCSStatus) -> QCSStatus:
         status,
         settings_path=None,
         secrets_path=None,
+        home_dir=None,
         identity=QCSIdentity(None, None, None),
         problems=[],
         summary=_OWNER_ONLY[status.state],

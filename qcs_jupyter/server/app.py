@@ -8,7 +8,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
 from ..qcs import REFRESH_TOKEN_WARNING_DAYS
-from .handlers import RefreshHandler, RestartHandler, StatusHandler
+from .handlers import CheckHandler, RefreshHandler, RestartHandler, StatusHandler
 from .hub_client import QCSHubClient
 from .keeper import CredentialKeeper
 
@@ -49,6 +49,7 @@ class QCSJupyterApp(ExtensionApp):
                 (r"/qcs-jupyter/status", StatusHandler),
                 (r"/qcs-jupyter/refresh", RefreshHandler),
                 (r"/qcs-jupyter/restart", RestartHandler),
+                (r"/qcs-jupyter/check", CheckHandler),
             ]
         )
 

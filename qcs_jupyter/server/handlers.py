@@ -1,14 +1,18 @@
-"""REST handlers under ``{base_url}qcs-jupyter/``: the status the JupyterLab panel shows, refresh, restart."""
+"""REST handlers under ``{base_url}qcs-jupyter/``: the status the JupyterLab panel shows, refresh, restart, and
+"Check with QCS"."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+
+from .keeper import CheckTooSoon
 
 AUTH_RESOURCE = "qcs"
 #: Let the 202 reach the browser before the Hub stops this server.
@@ -85,3 +89,21 @@ class RestartHandler(QCSHandler):
             raise tornado.web.HTTPError(409, "Not running under JupyterHub: restart your server yourself.")
         self.write_json({"spawn_url": hub.spawn_url}, status=202)
         asyncio.get_running_loop().call_later(RESTART_DELAY_SECONDS, hub.stop_server)
+
+
+class CheckHandler(QCSHandler):
+    """``POST qcs-jupyter/check``: ask QCS whether it accepts the current access token (one page of the quantum
+    processors the user can see) and say how it answered (``QCSCheckResult``). Never a token in the answer; at
+    most once per few seconds (``429`` with ``Retry-After`` in between); the owner's only."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.require_owner()
+        try:
+            result = await self.credentials.check_with_qcs()
+        except CheckTooSoon as e:
+            self.set_header("Retry-After", str(math.ceil(e.retry_after)))
+            self.write_json({"message": str(e), "retry_after": round(e.retry_after, 1)}, status=429)
+            return
+        self.write_json(result)

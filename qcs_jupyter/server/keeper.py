@@ -12,11 +12,22 @@ from traitlets import Instance
 from traitlets.config import LoggingConfigurable
 
 from ..credentials import CredentialStore, StoreSnapshot, compute_status
+from ..credentials.apicheck import check_with_qcs
 from ..qcs import REFRESH_TOKEN_WARNING_DAYS
 from .hub_client import QCSHubClient
 
 #: The same files and Hub link give the same status for this long: many open tabs poll it at once.
 STATUS_REUSE_SECONDS = 1.0
+#: "Check with QCS" asks QCS at most once in this many seconds, however many tabs or clicks ask.
+CHECK_MIN_INTERVAL_SECONDS = 5.0
+
+
+class CheckTooSoon(Exception):
+    """QCS was asked less than ``CHECK_MIN_INTERVAL_SECONDS`` ago; ``retry_after``: seconds to wait."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Checked with QCS a moment ago; try again in {max(1, round(retry_after))} s.")
+        self.retry_after = retry_after
 
 
 class CredentialKeeper(LoggingConfigurable):
@@ -33,6 +44,8 @@ class CredentialKeeper(LoggingConfigurable):
         self.hub = QCSHubClient(parent=self, **({"profile": profile} if profile else {}))
         self._cache: tuple[Any, StoreSnapshot] | None = None
         self._status: tuple[Any, float, dict[str, Any]] | None = None
+        self._last_check: float | None = None
+        self._checking = False
 
     def start(self) -> None:
         """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
@@ -48,7 +61,7 @@ class CredentialKeeper(LoggingConfigurable):
 
     async def status(self, *, owner: bool = True) -> dict[str, Any]:
         # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
-        store = CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
+        store = self._store()
         # The Hub link's state (renewal failing, login ended, caller not the owner) is part of the one state machine.
         hub = self.hub.info(owner=owner)
         snap = await self._snapshot(store)
@@ -60,6 +73,26 @@ class CredentialKeeper(LoggingConfigurable):
         status = compute_status(snap, warning_days=self.warning_days, hub=hub)
         self._status = (key, now, status)
         return status
+
+    def _store(self) -> CredentialStore:
+        return CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
+
+    async def check_with_qcs(self) -> dict[str, Any]:
+        """Ask QCS with the current access token, at most once per ``CHECK_MIN_INTERVAL_SECONDS`` (else
+        ``CheckTooSoon``). Only ever on request: nothing here runs on its own."""
+        now = time.monotonic()
+        if self._checking:
+            raise CheckTooSoon(1.0)
+        if self._last_check is not None and now - self._last_check < CHECK_MIN_INTERVAL_SECONDS:
+            raise CheckTooSoon(CHECK_MIN_INTERVAL_SECONDS - (now - self._last_check))
+        self._last_check, self._checking = now, True
+        store, hub = self._store(), self.hub.available
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(None, lambda: check_with_qcs(store, hub=hub))
+        finally:
+            self._checking = False
+        self.log.info("qcs-jupyter: checked with QCS: %s (%s)", result.outcome.value, result.http_status or "-")
+        return result.to_json()
 
     async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
         """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
