@@ -145,6 +145,7 @@ c.QCSAuthenticator.allow_insecure_issuer = {not self.idp.https!r}  # only a loca
             lines += [f"c.JupyterHub.ssl_cert = {str(cert)!r}", f"c.JupyterHub.ssl_key = {str(key)!r}"]
         if self.qcs_api is not None:
             lines.append(f"c.QCSAuthenticator.qcs_api_url = {self.qcs_api.url!r}")
+            lines.append(f"c.QCSAuthenticator.qcs_grpc_api_url = {self.qcs_api.grpc_url!r}")
         return "\n".join(lines)
 
     def config_text(self) -> str:

@@ -1,7 +1,11 @@
-"""A stand-in for the QCS REST API on 127.0.0.1 that checks every bearer token at the local IdP.
+"""A stand-in for the QCS REST and gRPC APIs on 127.0.0.1 that checks every bearer token at the local IdP.
 
-The real QCS clients (pyQuil, qcs-sdk-python) call it as they would call ``https://api.qcs.rigetti.com``;
-point ``api_url`` in ``settings.toml`` (``QCSAuthenticator.qcs_api_url``) at :attr:`QCSAPI.url`. Each request's
+The real QCS clients (pyQuil, qcs-sdk-python) call it as they would call ``https://api.qcs.rigetti.com`` and
+``https://grpc.qcs.rigetti.com``; point ``api_url`` and ``grpc_api_url`` in ``settings.toml``
+(``QCSAuthenticator.qcs_api_url``, ``qcs_grpc_api_url``) at :attr:`QCSAPI.url` and :attr:`QCSAPI.grpc_url`.
+REST: the quantum processors and each one's instruction set architecture (what ``list_quantum_computers`` and
+``get_qc`` read); gRPC: the translation service's Quil-T calibration program (what a ``get_qc`` quantum computer's
+``compiler.get_calibration_program()`` reads). Each request's
 ``Authorization: Bearer`` token is introspected at the IdP (``{issuer}/v1/introspect``, as the API's own
 confidential client): an inactive or expired token gets ``401``, which makes the clients refresh once and retry.
 Every call is recorded (:attr:`QCSAPI.calls`) with the token's subject, its expiry and a fingerprint of it, never
@@ -66,6 +70,64 @@ class ApiCall:
         return self.status == 200
 
 
+#: The gRPC method ``compiler.get_calibration_program()`` calls (through qcs-sdk-python's translation client).
+CALIBRATIONS = "/services.translation.Translation/GetQuantumProcessorQuilCalibrationProgram"
+CALIBRATION_PROGRAM = "DEFCAL RX(pi/2) 0:\n    NOP\n"
+
+
+def isa(name: str, qubits: int = 3) -> dict[str, Any]:
+    """A small instruction set architecture in the QCS API's shape: ``qubits`` in a line, RX/RZ, ISWAP, MEASURE."""
+    ts = "2026-01-01T00:00:00Z"
+    edges = [[i, i + 1] for i in range(qubits - 1)]
+
+    def op(name: str, sites: list[list[int]], params: tuple[str, ...] = (), fidelity: str | None = None) -> dict:
+        return {
+            "name": name,
+            "node_count": len(sites[0]),
+            "parameters": [{"name": p} for p in params],
+            "sites": [
+                {
+                    "node_ids": site,
+                    "characteristics": (
+                        [{"name": fidelity, "value": 0.99, "error": 0.001, "node_ids": site, "timestamp": ts}]
+                        if fidelity
+                        else []
+                    ),
+                }
+                for site in sites
+            ],
+            "characteristics": [],
+        }
+
+    singles = [[i] for i in range(qubits)]
+    return {
+        "name": name,
+        "architecture": {
+            "family": "Ankaa",
+            "nodes": [{"node_id": i} for i in range(qubits)],
+            "edges": [{"node_ids": e} for e in edges],
+        },
+        "instructions": [
+            op("RX", singles, ("theta",)),
+            op("RZ", singles, ("theta",)),
+            op("ISWAP", edges, fidelity="fISWAP"),
+            op("MEASURE", singles, fidelity="fRO"),
+        ],
+        "benchmarks": [],
+    }
+
+
+def _protobuf_string(field: int, text: str) -> bytes:
+    """One length-delimited protobuf field: all a ``QuantumProcessorQuilCalibrationProgram`` answer holds."""
+    data = text.encode()
+    length, varint = len(data), bytearray()
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        varint.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes([field << 3 | 2]) + bytes(varint) + data
+
+
 class QCSAPI:
     """The stand-in API: ``GET /v1/quantumProcessors`` (what ``list_quantum_processors`` /
     ``list_quantum_computers`` call) answered only for a token the IdP calls active and unexpired.
@@ -91,6 +153,7 @@ class QCSAPI:
         self.processors = tuple(processors)
         self.host = host
         self.port = port or free_port(host)
+        self.grpc_port = free_port(host)  # the gRPC stand-in (see ``grpc_url``)
         self.introspection_timeout = introspection_timeout
         self._lock = threading.Lock()
         self._calls: list[ApiCall] = []
@@ -99,10 +162,16 @@ class QCSAPI:
         self._local = threading.local()  # one keep-alive connection to the IdP per server thread
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._grpc: Any = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """The gRPC stand-in: the ``CALIBRATIONS`` method, with the same token checks (``UNAUTHENTICATED``)."""
+        return f"http://{self.host}:{self.grpc_port}"
 
     # -- what tests read ---------------------------------------------------------------------------
     @property
@@ -147,9 +216,44 @@ class QCSAPI:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="qcs-api", daemon=True)
         self._thread.start()
+        self._start_grpc()
         return self
 
+    def _start_grpc(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import grpc  # the QCS clients' own dependency (qcs-api-client-common needs it)
+
+        api = self
+
+        class Handler(grpc.GenericRpcHandler):
+            def service(self, details):
+                method = details.method
+
+                def unary(request: bytes, context) -> bytes:
+                    reason, claims, fp = api.check(dict(context.invocation_metadata()).get("authorization"))
+                    subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+                    exp = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else None
+                    if reason == "ok" and method != CALIBRATIONS:
+                        reason = "not found"
+                    status = {"ok": 200, "not found": 404}.get(reason, 401)
+                    api._record(ApiCall(time.time(), "RPC", method, status, reason, subject, fp, exp))
+                    if status == 401:
+                        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"Unauthorized: {reason}")
+                    if status == 404:
+                        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served by this stand-in")
+                    return _protobuf_string(1, CALIBRATION_PROGRAM)
+
+                return grpc.unary_unary_rpc_method_handler(unary)  # raw bytes in and out: no generated code
+
+        self._grpc = grpc.server(ThreadPoolExecutor(8, thread_name_prefix="qcs-api-grpc"), handlers=[Handler()])
+        self._grpc.add_insecure_port(f"{self.host}:{self.grpc_port}")  # h2c: the clients speak it to an http URL
+        self._grpc.start()
+
     def stop(self) -> None:
+        grpc_server, self._grpc = self._grpc, None
+        if grpc_server is not None:
+            grpc_server.stop(grace=1).wait(10)
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -304,6 +408,13 @@ class _Handler(BaseHTTPRequestHandler):
                 # Only while more follow: the clients page on while one is present, even an empty one.
                 page["nextPageToken"] = str(start + size)
             answer = (page, None)
+        elif (
+            path.startswith("/v1/quantumProcessors/")
+            and path.endswith("/instructionSetArchitecture")
+            and path.split("/")[3] in api.processors
+        ):
+            status = 200
+            self._send(status, isa(path.split("/")[3]))
         else:
             status, reason = 404, "not found"
             answer = ({"code": "not_found", "message": f"{path} is not served by this stand-in"}, None)

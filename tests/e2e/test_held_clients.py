@@ -21,23 +21,39 @@ import pytest
 import tomlkit
 
 from devstack.localhub import CLIENT_VENVS
+from devstack.qcsapi import CALIBRATIONS
 
 from .conftest import spawn, stack
 from .kernels import PYQUIL, QCS_SDK, RESULT_MARK, Kernel
 
+PROCESSORS = "/v1/quantumProcessors"  # what list_quantum_computers / list_quantum_processors call
+GRPC_LEEWAY = 60  # s: pyQuil 4.22's core takes a token as valid until exp + 60 s (and refreshes only then)
+QPU = "Ankaa-9Q-3"  # one the stand-in QCS API serves (its instruction set architecture and calibrations)
 TTL = 15  # short access tokens: the held clients cross two expiries in about 1.5 TTL (the Hub refreshes early)
 USERS = {PYQUIL: "ada", QCS_SDK: "bob"}
 
-# Per kernelspec: load the client as a notebook would (what get_qc() does) and one API call with it.
+# Per kernelspec: load the client as a notebook would and one API call with it. pyQuil also holds a quantum
+# computer from get_qc() (which loads its own client and reads the QPU's instruction set architecture), used again
+# and again: its compiler fetches the QPU's calibration program over gRPC with that held client (qc_probe).
 SETUP = {
-    PYQUIL: """
-from pyquil import list_quantum_computers
+    PYQUIL: f"""
+import time
+from pyquil import get_qc, list_quantum_computers
 from pyquil.api import QCSClient
 
 client = QCSClient.load()
+qc = get_qc({QPU!r})
 
 def api_call():
     return list_quantum_computers(qpus=True, qvms=False, client_configuration=client)
+
+def qc_probe():
+    try:
+        calibrations = str(qc.compiler.get_calibration_program(force_refresh=True))
+        error = None if "DEFCAL RX" in calibrations else f"unexpected calibrations: {{calibrations[:200]}}"
+    except Exception as e:
+        error = f"{{type(e).__name__}}: {{e}} ({{e.__cause__!r}})"[:600]
+    return {{"at": time.time(), "error": error}}
 """,
     QCS_SDK: """
 from qcs_sdk.client import QCSClient
@@ -109,11 +125,17 @@ def hold_client(hub, kernel: Kernel, user: str) -> dict[str, Any]:
     access tokens of ``user`` (two expiries crossed) or time runs out; then a new process calls once."""
     kernel.run(f"MARK = {RESULT_MARK!r}\nSETUP = {SETUP[kernel.kernel_name]!r}\n" + SETUP[kernel.kernel_name])
     loaded = kernel.call(COMMON)
-    probes = []
-    deadline = time.monotonic() + 4 * TTL + 30
+    probes, qc_probes = [], []
+    # pyQuil's gRPC path refreshes only once its token is past the client's 60 s leeway: give it one such wait.
+    deadline = time.monotonic() + 4 * TTL + 30 + (GRPC_LEEWAY + TTL if kernel.kernel_name == PYQUIL else 0)
     while time.monotonic() < deadline:
         probes.append(kernel.call("report(probe())"))
-        if len(accepted_tokens(hub, user)) >= 3:
+        if kernel.kernel_name == PYQUIL:
+            qc_probes.append(kernel.call("report(qc_probe())"))
+        held_qc = kernel.kernel_name != PYQUIL or (
+            len(accepted_tokens(hub, user, CALIBRATIONS)) >= 2 and qc_probes[-1]["error"] is None
+        )
+        if len(accepted_tokens(hub, user, PROCESSORS)) >= 3 and held_qc:
             break
         time.sleep(1.0)
     accepted_before = hub.qcs_api.counts(user)["accepted"]
@@ -121,6 +143,7 @@ def hold_client(hub, kernel: Kernel, user: str) -> dict[str, Any]:
     return {
         "loaded": loaded,
         "probes": probes,
+        "qc_probes": qc_probes,
         "new_process": new_process,
         "new_process_accepted": hub.qcs_api.counts(user)["accepted"] - accepted_before,
     }
@@ -136,11 +159,12 @@ def force_refresh(hub, user: str) -> str:
     return done.stdout
 
 
-def accepted_tokens(hub, user: str) -> list[tuple[str, float]]:
-    """(fingerprint, exp) of each access token of ``user`` the API accepted, in the order first seen."""
+def accepted_tokens(hub, user: str, path: str | None = None) -> list[tuple[str, float]]:
+    """(fingerprint, exp) of each access token of ``user`` the API accepted (on ``path`` if given), in the order
+    first seen."""
     seen: dict[str, float] = {}
     for call in hub.qcs_api.calls:
-        if call.accepted and call.subject == user and call.token_fp not in seen:
+        if call.accepted and call.subject == user and call.token_fp not in seen and path in (None, call.path):
             seen[call.token_fp] = call.token_exp
     return list(seen.items())
 
@@ -189,15 +213,29 @@ def test_held_clients_survive_expiries(tmp_path, rotate, client_secret):
             assert all(p["names"] == list(hub.qcs_api.processors) for p in run["probes"]), where
 
             # The held client crossed two expiries: the API refused each expired token, then accepted a new one.
-            tokens = accepted_tokens(hub, user)
+            tokens = accepted_tokens(hub, user, PROCESSORS)  # the held client's (the held qc's: below)
             assert len(tokens) >= 3, f"{where}: the API saw {len(tokens)} access token(s), wanted 3"
-            calls = [c for c in hub.qcs_api.calls if c.subject == user]
+            calls = [c for c in hub.qcs_api.calls if c.subject == user and c.path == PROCESSORS]
             for fp, exp in tokens[:2]:
                 assert any(c.accepted and c.at > exp for c in calls), f"{where}: no accepted call after an expiry"
                 assert any(not c.accepted and c.token_fp == fp for c in calls), (
                     f"{where}: the expired token was never refused, so the client did not hold it"
                 )
             assert {c.reason for c in calls if not c.accepted} <= {"token not active", "token expired"}, where
+            if name == PYQUIL:
+                # The quantum computer from get_qc() at the start is still used after its token expired: its own
+                # held client got a new access token (through the Hub's issuer) and works again. Its gRPC calls do
+                # not refresh on UNAUTHENTICATED, only once the token is past the client's 60 s leeway: in between
+                # the API refuses them. That window is all that may fail.
+                qc_tokens = accepted_tokens(hub, user, CALIBRATIONS)
+                assert len(qc_tokens) >= 2, f"{where}: the held get_qc() used {len(qc_tokens)} token(s), wanted 2"
+                assert run["qc_probes"][0]["error"] is None and run["qc_probes"][-1]["error"] is None, where
+                rpc = [c for c in hub.qcs_api.calls if c.subject == user and c.path == CALIBRATIONS]
+                outside = [c for c in rpc if not c.accepted and not c.token_exp < c.at <= c.token_exp + GRPC_LEEWAY + 5]
+                assert not outside, f"{where}: gRPC calls refused outside the leeway window: {outside[:3]}"
+                assert all("Unauthenticated" in p["error"] for p in run["qc_probes"] if p["error"]), where
+                isa = f"/v1/quantumProcessors/{QPU}/instructionSetArchitecture"
+                assert any(c.path == isa and c.accepted for c in hub.qcs_api.calls if c.subject == user), where
 
             # A new process in the same kernel reads the files anew and works too.
             new = run["new_process"]
