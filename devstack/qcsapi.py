@@ -414,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
             and path.split("/")[3] in api.processors
         ):
             status = 200
-            self._send(status, isa(path.split("/")[3]))
+            answer = (isa(path.split("/")[3]), None)
         else:
             status, reason = 404, "not found"
             answer = ({"code": "not_found", "message": f"{path} is not served by this stand-in"}, None)
