@@ -350,6 +350,9 @@ async def test_a_slow_idp_times_out_after_refresh_timeout():
     listener.listen(8)  # accepts connections, never answers
     try:
         a = QCSAuthenticator(issuer=ISSUER, client_id="c", refresh_timeout=0.5)
+        # The discovery the authenticator starts on creation would look up the made-up issuer's host with this
+        # real client: the document is given instead.
+        a._discovery_task.cancel()
         a._discovery = DISCOVERY
         a.token_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/token"
         a.http_client = AsyncHTTPClient(force_instance=True)
