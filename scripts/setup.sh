@@ -51,7 +51,7 @@ client_venv() {  # name kernelspec display-name requirement...
 client_venv pyquil qcs-pyquil "Python (pyQuil 4.22)" "pyquil==4.22.0"
 client_venv qcs-sdk qcs-sdk "Python (qcs-sdk-python 0.31)" "qcs-sdk-python==0.31.1"
 
-for dir in devstack/idp devstack/proxy; do
+for dir in devstack/idp devstack/proxy devstack/axe; do
   if [ ! -d "$dir/node_modules" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
