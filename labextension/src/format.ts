@@ -6,7 +6,7 @@
  * in Node (test/format.spec.ts).
  */
 import type { IAlertChange } from './model';
-import { QCSState, QCS_STATES } from './tokens';
+import { QCSCheckOutcome, QCSState, QCS_STATES } from './tokens';
 
 /**
  * The part of `TranslationBundle` (from `@jupyterlab/translation`) used here.
@@ -174,6 +174,63 @@ export function stateLabel(state: string, trans: ITrans): string {
       return trans.__('No credentials');
     default:
       return trans.__('Unknown');
+  }
+}
+
+/**
+ * A path as the user knows it: `~/.qcs/settings.toml` for one under their
+ * home directory (the server says which), else as is.
+ */
+export function shortPath(
+  path: string,
+  home: string | null | undefined
+): string {
+  const base = home ? home.replace(/\/+$/, '') : '';
+  if (base && path.startsWith(`${base}/`)) {
+    return `~${path.slice(base.length)}`;
+  }
+  return path;
+}
+
+/**
+ * A path cut after each `/`, each part keeping its slash: a line may break
+ * between parts, never inside one (`~/`, `.qcs/`, `settings.toml`).
+ */
+export function pathParts(path: string): string[] {
+  return path.match(/[^/]*\/|[^/]+$/g) ?? [path];
+}
+
+/** The short label of a "Check with QCS" answer. */
+export function checkLabel(outcome: QCSCheckOutcome, trans: ITrans): string {
+  switch (outcome) {
+    case 'accepted':
+      return trans.__('Accepted');
+    case 'refused':
+      return trans.__('Refused');
+    case 'forbidden':
+      return trans.__('No access');
+    case 'unreachable':
+      return trans.__('Unreachable');
+    case 'error':
+      return trans.__('Unexpected answer');
+    default:
+      return trans.__('Not checked');
+  }
+}
+
+/** The colour of a "Check with QCS" answer, as one of the states' colours. */
+export function checkState(outcome: QCSCheckOutcome): QCSState {
+  switch (outcome) {
+    case 'accepted':
+      return 'ok';
+    case 'refused':
+    case 'forbidden':
+      return 'error';
+    case 'unreachable':
+    case 'error':
+      return 'expiring';
+    default:
+      return 'missing';
   }
 }
 

@@ -1,8 +1,13 @@
 /**
  * qcs-jupyter: Rigetti QCS credentials in JupyterLab.
  *
- * One plugin: a status-bar item, a sidebar panel, notifications and three
+ * One plugin: a status item, a sidebar panel, notifications and four
  * commands, all fed by one `QCSModel` that polls `qcs-jupyter/status`.
+ *
+ * Every requirement is optional, so the same plugin runs in JupyterLab and in
+ * Notebook 7 (`/tree` and the pages it opens). Notebook 7 has no status bar:
+ * there the status item sits in the top area, and the panel in the left side
+ * panel (View › Left Sidebar), which the item opens.
  */
 import {
   ILayoutRestorer,
@@ -10,6 +15,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import {
+  Clipboard,
   Dialog,
   ICommandPalette,
   Notification,
@@ -20,7 +26,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { firstProblem, ITrans, stateLabel } from './format';
+import { checkLabel, firstProblem, ITrans, stateLabel } from './format';
 import { qcsIcon } from './icon';
 import { QCSModel } from './model';
 import { notifyAlert } from './notify';
@@ -33,10 +39,12 @@ import {
   COMMAND_CATEGORY,
   CommandIDs,
   DEFAULT_POLL_INTERVAL_S,
+  IQCSCheckResult,
   PLUGIN_ID,
   STATUS_ITEM_ID,
   TRANSLATION_DOMAIN
 } from './tokens';
+import { withNext } from './urls';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
@@ -66,11 +74,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       pollInterval: DEFAULT_POLL_INTERVAL_S
     });
     const storage = tabStorage();
+    // Back to this very page after the Hub's login or spawn: /tree, a notebook, JupyterLab.
+    const goBackHere = (url: string) =>
+      window.location.assign(withNext(url, currentPage(), serverPath()));
     const logIn = () =>
       void startRelogin({
         status: model.view.status,
         storage,
-        navigate: url => window.location.assign(url)
+        navigate: goBackHere
       });
 
     const panel = new QCSPanel({
@@ -78,7 +89,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       trans,
       onRestart: () => void commands.execute(CommandIDs.restart),
       onRefresh: () => void commands.execute(CommandIDs.refresh),
-      onLogin: logIn
+      onLogin: logIn,
+      onCheckQCS: () => void commands.execute(CommandIDs.checkQCS),
+      onCopyPath: path => {
+        Clipboard.copyToSystem(path);
+        Notification.success(trans.__('Copied %1', path), { autoClose: 2000 });
+      }
     });
     panel.title.icon = qcsIcon;
     shell.add(panel, 'left', { rank: 1000 });
@@ -107,7 +123,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           confirm: () => confirmRestart(trans),
           // Wait until the Hub has finished stopping it: a spawn before that lands on "stopping".
           ping: async () => (await probeServer()) !== 'stopped',
-          navigate: url => window.location.assign(url),
+          navigate: goBackHere,
           fallbackUrl: hubHomeUrl()
         });
         if (outcome === 'failed') {
@@ -123,14 +139,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: () => refreshAndReport(model, trans)
     });
 
+    commands.addCommand(CommandIDs.checkQCS, {
+      label: trans.__('Check QCS Credentials with QCS'),
+      caption: trans.__(
+        'Ask QCS whether it accepts your access token (it lists the quantum processors you can see)'
+      ),
+      isEnabled: () => model.canCheckQCS,
+      execute: async () => {
+        const result = await model.checkWithQCS();
+        // The panel shows the answer; elsewhere (the palette, Notebook 7 with the side panel closed) a toast does.
+        if (!panel.isVisible) {
+          notifyCheck(result, model.check.error, trans);
+        }
+      }
+    });
+
     const commandIds = [
       CommandIDs.open,
+      CommandIDs.checkQCS,
       CommandIDs.restart,
       CommandIDs.refresh
     ];
     model.changed.connect(() => {
       commands.notifyCommandChanged(CommandIDs.restart);
       commands.notifyCommandChanged(CommandIDs.refresh);
+      commands.notifyCommandChanged(CommandIDs.checkQCS);
     });
 
     if (palette) {
@@ -143,19 +176,23 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
-    // --- status bar -----------------------------------------------------
+    // --- status item: the status bar, else (Notebook 7) the top area ----
+    const item = new QCSStatusItem({
+      model,
+      trans,
+      onClick: () => void commands.execute(CommandIDs.open)
+    });
     if (statusBar) {
-      const item = new QCSStatusItem({
-        model,
-        trans,
-        onClick: () => void commands.execute(CommandIDs.open)
-      });
       statusBar.registerStatusItem(STATUS_ITEM_ID, {
         item,
         align: 'left',
         rank: 1000,
         isActive: () => true
       });
+    } else {
+      item.id = 'qcs-jupyter-top-status';
+      item.addClass('qcs-jupyter-top-item');
+      shell.add(item, 'top', { rank: 1000 });
     }
 
     // --- notifications: once per transition -----------------------------
@@ -224,6 +261,41 @@ async function refreshAndReport(model: QCSModel, trans: ITrans): Promise<void> {
       ),
       { autoClose: false }
     );
+  }
+}
+
+/** Say how QCS answered, as a notification (when the panel is not showing it). */
+function notifyCheck(
+  result: IQCSCheckResult | null,
+  error: string | null,
+  trans: ITrans
+): void {
+  if (result === null) {
+    Notification.warning(
+      trans.__('Could not check with QCS: %1', error ?? trans.__('unknown')),
+      { autoClose: 5000 }
+    );
+    return;
+  }
+  const text = `${checkLabel(result.outcome, trans)}: ${result.message}`;
+  if (result.outcome === 'accepted') {
+    Notification.success(text, { autoClose: 5000 });
+  } else {
+    Notification.error(text, { autoClose: false });
+  }
+}
+
+/** The page the user is on, as a path (no origin). */
+function currentPage(): string {
+  return window.location.pathname + window.location.search;
+}
+
+/** This server's URL path (`/user/ada/`). */
+function serverPath(): string {
+  try {
+    return new URL(PageConfig.getBaseUrl(), window.location.href).pathname;
+  } catch {
+    return '/';
   }
 }
 

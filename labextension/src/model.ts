@@ -22,7 +22,9 @@ import {
   ReloginReason
 } from './relogin';
 import {
+  CHECK_MIN_INTERVAL_S,
   DEFAULT_POLL_INTERVAL_S,
+  IQCSCheckResult,
   IQCSRestartReply,
   IQCSStatus,
   MIN_POLL_INTERVAL_S,
@@ -37,6 +39,20 @@ export interface IQCSApi {
   refresh(): Promise<IQCSStatus>;
   /** `POST qcs-jupyter/restart`: the server stops itself shortly after. */
   restart(): Promise<IQCSRestartReply>;
+  /** `POST qcs-jupyter/check`: ask QCS whether it accepts the access token. */
+  check(): Promise<IQCSCheckResult>;
+}
+
+/** "Check with QCS": the last answer, or why there is none. */
+export interface IQCSCheck {
+  /** A request is on its way. */
+  checking: boolean;
+  /** The last answer the server gave (null before the first). */
+  result: IQCSCheckResult | null;
+  /** The last request failed (e.g. asked again too soon): why. */
+  error: string | null;
+  /** Local epoch ms when the last answer or error arrived (0: never). */
+  at: number;
 }
 
 /** The notification level: once per transition into "warning"/"unusable". */
@@ -401,6 +417,49 @@ export class QCSModel implements IDisposable {
     return this._api.restart();
   }
 
+  /** "Check with QCS": the last answer and whether one is on its way. */
+  get check(): IQCSCheck {
+    return this._check;
+  }
+
+  /**
+   * Whether "Check with QCS" can be asked now (owners only): not while a
+   * check runs, nor within `CHECK_MIN_INTERVAL_S` of the last one (the server
+   * refuses those too).
+   */
+  get canCheckQCS(): boolean {
+    return (
+      this._view.owner &&
+      this._view.status !== null &&
+      !this._check.checking &&
+      this._now() >= this._check.at + CHECK_MIN_INTERVAL_S * 1000
+    );
+  }
+
+  /**
+   * `POST check`: ask QCS now. Only ever on the user's request. Resolves with
+   * the answer, or null when the request failed (see `check.error`).
+   */
+  async checkWithQCS(): Promise<IQCSCheckResult | null> {
+    if (this._check.checking) {
+      return null;
+    }
+    this._check = { ...this._check, checking: true, error: null };
+    this._update(true);
+    try {
+      const result = await this._api.check();
+      this._check = { checking: false, result, error: null, at: this._now() };
+      return result;
+    } catch (reason) {
+      const error =
+        reason instanceof Error ? reason.message : String(reason ?? 'error');
+      this._check = { ...this._check, checking: false, error, at: this._now() };
+      return null;
+    } finally {
+      this._update(true);
+    }
+  }
+
   /** Take a status (from the poll, or from a POST answer). */
   setStatus(status: IQCSStatus): void {
     this._status = status;
@@ -503,6 +562,12 @@ export class QCSModel implements IDisposable {
   private _refreshing = false;
   private _restartPhase: RestartPhase = 'idle';
   private _restartMessage = '';
+  private _check: IQCSCheck = {
+    checking: false,
+    result: null,
+    error: null,
+    at: 0
+  };
   private _tracker = new AlertTracker();
   private _changed = new Signal<this, IQCSView>(this);
   private _ticked = new Signal<this, IQCSView>(this);

@@ -22,6 +22,10 @@ export interface IQCSPanelOptions {
   onRefresh: () => void;
   /** Go through the Hub's login and come back ("Log in again"). */
   onLogin: () => void;
+  /** Ask QCS whether it accepts the token (the `qcs-jupyter:check-qcs` command). */
+  onCheckQCS: () => void;
+  /** Copy a full path to the clipboard. */
+  onCopyPath: (path: string) => void;
 }
 
 export class QCSPanel extends ReactWidget {
@@ -48,6 +52,7 @@ export class QCSPanel extends ReactWidget {
 
   protected render(): React.ReactElement {
     const { model, trans, onRestart, onRefresh, onLogin } = this._options;
+    const { onCheckQCS, onCopyPath } = this._options;
     return (
       <PanelView
         view={model.view}
@@ -62,6 +67,10 @@ export class QCSPanel extends ReactWidget {
         onRefresh={onRefresh}
         onCheck={() => void model.checkNow().catch(() => undefined)}
         onLogin={onLogin}
+        qcsCheck={model.check}
+        canCheckQCS={model.canCheckQCS}
+        onCheckQCS={onCheckQCS}
+        onCopyPath={onCopyPath}
       />
     );
   }

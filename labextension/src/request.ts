@@ -6,7 +6,12 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { IQCSApi } from './model';
 import { classifyProbe, ServerProbe } from './restart';
-import { API_NAMESPACE, IQCSRestartReply, IQCSStatus } from './tokens';
+import {
+  API_NAMESPACE,
+  IQCSCheckResult,
+  IQCSRestartReply,
+  IQCSStatus
+} from './tokens';
 
 /**
  * Call `{baseUrl}qcs-jupyter/{endPoint}` and return the decoded JSON.
@@ -54,7 +59,9 @@ export function createApi(
     refresh: () =>
       requestAPI<IQCSStatus>('refresh', { method: 'POST' }, settings),
     restart: () =>
-      requestAPI<IQCSRestartReply>('restart', { method: 'POST' }, settings)
+      requestAPI<IQCSRestartReply>('restart', { method: 'POST' }, settings),
+    check: () =>
+      requestAPI<IQCSCheckResult>('check', { method: 'POST' }, settings)
   };
 }
 

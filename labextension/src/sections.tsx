@@ -15,7 +15,7 @@ import {
 } from './format';
 import { IQCSView } from './model';
 import { IQCSProblem, IQCSStatus } from './tokens';
-import { orDash, Row, Section, withCode } from './ui';
+import { orDash, PathValue, Row, Section, withCode } from './ui';
 
 interface ISectionProps {
   view: IQCSView;
@@ -183,17 +183,32 @@ export function HubSection(
   );
 }
 
-export function FilesSection(props: ISectionProps): React.ReactElement {
-  const { status, trans } = props;
+export function FilesSection(
+  props: ISectionProps & { onCopy?: (path: string) => void }
+): React.ReactElement {
+  const { status, trans, onCopy } = props;
   const server = status.auth_server;
+  const home = status.home_dir;
   return (
     <Section name="files" title={trans.__('Files')}>
       <dl>
         <Row label={trans.__('Settings')} field="settings-path">
-          <code>{orDash(status.settings_path)}</code>
+          <PathValue
+            path={status.settings_path}
+            home={home}
+            name="settings"
+            onCopy={onCopy}
+            copyLabel={trans.__('Copy the full path of settings.toml')}
+          />
         </Row>
         <Row label={trans.__('Secrets')} field="secrets-path">
-          <code>{orDash(status.secrets_path)}</code>
+          <PathValue
+            path={status.secrets_path}
+            home={home}
+            name="secrets"
+            onCopy={onCopy}
+            copyLabel={trans.__('Copy the full path of secrets.toml')}
+          />
         </Row>
         {server?.issuer && (
           <Row label={trans.__('Issuer')} field="issuer">

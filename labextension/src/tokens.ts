@@ -27,12 +27,16 @@ export namespace CommandIDs {
   export const open = 'qcs-jupyter:open';
   export const restart = 'qcs-jupyter:restart';
   export const refresh = 'qcs-jupyter:refresh';
+  export const checkQCS = 'qcs-jupyter:check-qcs';
 }
 
 /** Default settings; keep in step with schema/plugin.json. */
 export const DEFAULT_POLL_INTERVAL_S = 60;
 export const MIN_POLL_INTERVAL_S = 10;
 export const DEFAULT_WARNING_DAYS = 7;
+
+/** The server asks QCS at most once in this many seconds ("Check with QCS"). */
+export const CHECK_MIN_INTERVAL_S = 5;
 
 /*
  * The wire types of `GET qcs-jupyter/status` (IQCSStatus, IQCSHubInfo,

@@ -1,8 +1,10 @@
 /**
  * Small building blocks of the panel: a titled section, a label/value row,
- * server text with `code`.
+ * server text with `code`, a file path with its copy button.
  */
 import * as React from 'react';
+
+import { pathParts, shortPath } from './format';
 
 /** A panel section; `data-qcs-section` is its hook for browser tests. */
 export function Section(props: {
@@ -51,4 +53,68 @@ export function withCode(text: string): React.ReactNode[] {
 /** The value, or a dash for nothing. */
 export function orDash(value: string | null | undefined): string {
   return value ? value : '—';
+}
+
+/**
+ * A file path: short (`~/.qcs/settings.toml`), the full path on hover, and a
+ * button that copies the full path. Lines break only after a `/`.
+ */
+export function PathValue(props: {
+  path: string | null | undefined;
+  home: string | null | undefined;
+  /** What the path is, for the copy button's label ("settings.toml"). */
+  name: string;
+  /** Copy the full path; no button without it. */
+  onCopy?: (path: string) => void;
+  copyLabel: string;
+}): React.ReactElement {
+  const { path, onCopy } = props;
+  if (!path) {
+    return <>{orDash(path)}</>;
+  }
+  const parts = pathParts(shortPath(path, props.home));
+  return (
+    <span className="qcs-jupyter-path">
+      <code className="qcs-jupyter-path-text" title={path}>
+        {parts.map((part, i) => (
+          <React.Fragment key={i}>
+            {i > 0 && <wbr />}
+            <span className="qcs-jupyter-path-part">{part}</span>
+          </React.Fragment>
+        ))}
+      </code>
+      {onCopy && (
+        <button
+          type="button"
+          className="qcs-jupyter-copy"
+          data-qcs-action="copy-path"
+          data-qcs-path={props.name}
+          title={props.copyLabel}
+          aria-label={props.copyLabel}
+          onClick={() => onCopy(path)}
+        >
+          <CopyGlyph />
+        </button>
+      )}
+    </span>
+  );
+}
+
+/** Two overlapping sheets: "copy". Decorative; the button has the label. */
+function CopyGlyph(): React.ReactElement {
+  return (
+    <svg
+      width="14"
+      height="14"
+      viewBox="0 0 16 16"
+      aria-hidden="true"
+      focusable="false"
+    >
+      <path
+        fill="currentColor"
+        fillRule="evenodd"
+        d="M5 1h8a2 2 0 0 1 2 2v8h-2V3H5V1zM1 5a2 2 0 0 1 2-2h7a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V5zm2 0v9h7V5H3z"
+      />
+    </svg>
+  );
 }

@@ -32,3 +32,25 @@ export function sameOriginPath(url: unknown): string | null {
     return null;
   }
 }
+
+/**
+ * `url` (a same-origin path the server named, e.g. the Hub's login or spawn
+ * URL) with its `next` set to `here`, the page the user is on, so they come
+ * back to it: `/tree` in Notebook 7, a notebook, JupyterLab. `here` must be a
+ * same-origin path under `base` (this server's URL path); otherwise, or when
+ * `url` has no `next`, `url` is returned as it is.
+ */
+export function withNext(url: string, here: string, base: string): string {
+  const target = sameOriginPath(url);
+  const page = sameOriginPath(here);
+  if (!target || !page || !base.startsWith('/') || !page.startsWith(base)) {
+    return url;
+  }
+  const parsed = new URL(target, PROBE_ORIGIN);
+  if (!parsed.searchParams.has('next')) {
+    return url;
+  }
+  parsed.searchParams.set('next', page);
+  const result = parsed.pathname + parsed.search + parsed.hash;
+  return sameOriginPath(result) ?? url;
+}

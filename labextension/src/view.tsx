@@ -10,6 +10,7 @@
 import * as React from 'react';
 
 import { Actions } from './actions';
+import { CheckSection } from './check';
 import {
   ConnectionError,
   EmptyState,
@@ -18,7 +19,7 @@ import {
   RestartProgress
 } from './callouts';
 import { formatRelative, ITrans, stateLabel } from './format';
-import { IQCSView, RestartPhase } from './model';
+import { IQCSCheck, IQCSView, RestartPhase } from './model';
 import {
   AccessTokenSection,
   FilesSection,
@@ -42,6 +43,12 @@ export interface IPanelViewProps {
   onRefresh: () => void;
   onCheck: () => void;
   onLogin: () => void;
+  /** "Check with QCS": the last answer; the section is left out without it. */
+  qcsCheck?: IQCSCheck;
+  canCheckQCS?: boolean;
+  onCheckQCS?: () => void;
+  /** Copy a full path to the clipboard; no copy buttons without it. */
+  onCopyPath?: (path: string) => void;
 }
 
 export function PanelView(props: IPanelViewProps): React.ReactElement {
@@ -97,12 +104,33 @@ export function PanelView(props: IPanelViewProps): React.ReactElement {
           <AccessTokenSection view={view} status={status} trans={trans} />
           <RefreshTokenSection view={view} status={status} trans={trans} />
           <HubSection view={view} status={status} trans={trans} now={now} />
-          <FilesSection view={view} status={status} trans={trans} />
+          <FilesSection
+            view={view}
+            status={status}
+            trans={trans}
+            onCopy={owner ? props.onCopyPath : undefined}
+          />
         </>
       )}
       {problems.length > 0 && (
         <ProblemsSection problems={problems} trans={trans} />
       )}
+      {owner &&
+        status !== null &&
+        !noCredentials &&
+        props.qcsCheck &&
+        props.onCheckQCS && (
+          <CheckSection
+            check={props.qcsCheck}
+            trans={trans}
+            now={now}
+            canCheck={!!props.canCheckQCS}
+            onCheck={props.onCheckQCS}
+            onLogin={
+              !loginOffered && view.loginUrl !== null ? props.onLogin : null
+            }
+          />
+        )}
 
       {owner && (
         <Actions

@@ -1,5 +1,6 @@
 import {
   IQCSAccessToken,
+  IQCSCheckResult,
   IQCSHubInfo,
   IQCSProblem,
   IQCSRefreshToken,
@@ -102,4 +103,23 @@ export function withHub(
 ): IQCSStatus {
   const status = makeStatus(overrides);
   return { ...status, hub: { ...status.hub!, ...hub } };
+}
+
+/** A "Check with QCS" answer as the server sends it. */
+export function checkResult(
+  overrides: Partial<IQCSCheckResult> = {}
+): IQCSCheckResult {
+  return {
+    outcome: 'accepted',
+    message: 'QCS accepted your credentials: you can see 2 quantum processors.',
+    action: null,
+    profile: 'default',
+    api_url: 'https://api.qcs.rigetti.com',
+    http_status: 200,
+    processors: 2,
+    more_processors: false,
+    elapsed_ms: 120,
+    checked_at: '2026-11-24T05:40:00Z',
+    ...overrides
+  };
 }

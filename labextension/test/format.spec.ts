@@ -1,6 +1,8 @@
 import {
   alertMessage,
   asState,
+  checkLabel,
+  checkState,
   formatAge,
   formatCountdown,
   formatDaysLeft,
@@ -8,6 +10,8 @@ import {
   formatRelative,
   fractionLeft,
   parseTime,
+  pathParts,
+  shortPath,
   stateLabel
 } from '../src/format';
 import { AlertLevel, deriveView } from '../src/model';
@@ -187,5 +191,46 @@ describe('time', () => {
     ['future', '2026-11-24T06:00:30Z', 'in 30 s']
   ])('relative: %s', (_name, value, expected) => {
     expect(formatRelative(value as string | null, now, trans)).toBe(expected);
+  });
+});
+
+describe('paths', () => {
+  it.each([
+    ['/home/ada/.qcs/settings.toml', '/home/ada', '~/.qcs/settings.toml'],
+    ['/home/ada/.qcs/settings.toml', '/home/ada/', '~/.qcs/settings.toml'],
+    [
+      '/home/adam/.qcs/settings.toml',
+      '/home/ada',
+      '/home/adam/.qcs/settings.toml'
+    ],
+    ['/srv/qcs/settings.toml', '/home/ada', '/srv/qcs/settings.toml'],
+    ['/home/ada/.qcs/settings.toml', null, '/home/ada/.qcs/settings.toml']
+  ])('%s under %s shows as %s', (path, home, shown) => {
+    expect(shortPath(path, home)).toBe(shown);
+  });
+
+  it('cuts only after a slash', () => {
+    expect(pathParts('~/.qcs/settings.toml')).toEqual([
+      '~/',
+      '.qcs/',
+      'settings.toml'
+    ]);
+    expect(pathParts('/tmp/ada-1x/')).toEqual(['/', 'tmp/', 'ada-1x/']);
+    expect(pathParts('settings.toml')).toEqual(['settings.toml']);
+    expect(pathParts('$QCS/x').join('')).toBe('$QCS/x');
+  });
+});
+
+describe('check labels', () => {
+  it.each([
+    ['accepted', 'Accepted', 'ok'],
+    ['refused', 'Refused', 'error'],
+    ['forbidden', 'No access', 'error'],
+    ['unreachable', 'Unreachable', 'expiring'],
+    ['error', 'Unexpected answer', 'expiring'],
+    ['not_checked', 'Not checked', 'missing']
+  ] as const)('%s → %s (%s)', (outcome, label, state) => {
+    expect(checkLabel(outcome, trans)).toBe(label);
+    expect(checkState(outcome)).toBe(state);
   });
 });

@@ -6,8 +6,9 @@ import {
   QCSModel,
   sanitizePollInterval
 } from '../src/model';
-import { IQCSStatus, QCSState } from '../src/tokens';
+import { IQCSCheckResult, IQCSStatus, QCSState } from '../src/tokens';
 import {
+  checkResult,
   makeStatus,
   NO_ACCESS,
   NO_REFRESH,
@@ -303,8 +304,11 @@ describe('settings sanitizers', () => {
   });
 });
 
-function fakeApi(statuses: (IQCSStatus | Error)[]) {
-  const calls = { status: 0, refresh: 0, restart: 0 };
+function fakeApi(
+  statuses: (IQCSStatus | Error)[],
+  checks: (IQCSCheckResult | Error)[] = [checkResult()]
+) {
+  const calls = { status: 0, refresh: 0, restart: 0, check: 0 };
   const api: IQCSApi = {
     status: async () => {
       calls.status++;
@@ -321,6 +325,14 @@ function fakeApi(statuses: (IQCSStatus | Error)[]) {
     restart: async () => {
       calls.restart++;
       return { spawn_url: '/hub/spawn/ada' };
+    },
+    check: async () => {
+      calls.check++;
+      const next = checks.length > 1 ? checks.shift()! : checks[0];
+      if (next instanceof Error) {
+        throw next;
+      }
+      return next;
     }
   };
   return { api, calls };
@@ -450,5 +462,67 @@ describe('QCSModel', () => {
     } finally {
       jest.useRealTimers();
     }
+  });
+});
+
+describe('QCSModel: Check with QCS', () => {
+  let model: QCSModel | null = null;
+  afterEach(() => {
+    model?.dispose();
+    model = null;
+  });
+
+  it('asks only when told, keeps the answer, and waits a few seconds before the next', async () => {
+    let now = T0;
+    const refused = checkResult({ outcome: 'refused', http_status: 401 });
+    const { api, calls } = fakeApi([makeStatus()], [checkResult(), refused]);
+    model = new QCSModel({
+      api,
+      autoStart: false,
+      tickInterval: 0,
+      now: () => now
+    });
+    await model.checkNow();
+    expect(calls.check).toBe(0); // never automatic
+    expect(model.canCheckQCS).toBe(true);
+    const seen: boolean[] = [];
+    model.changed.connect(m => seen.push(m.check.checking));
+    const answer = await model.checkWithQCS();
+    expect(answer?.outcome).toBe('accepted');
+    expect(seen).toEqual([true, false]);
+    expect(model.check.result?.processors).toBe(2);
+    expect(model.canCheckQCS).toBe(false); // the server would refuse it too
+    now += 5_000;
+    expect(model.canCheckQCS).toBe(true);
+    await model.checkWithQCS();
+    expect(model.check.result?.outcome).toBe('refused');
+    expect(calls.check).toBe(2);
+  });
+
+  it('keeps the last answer and says why a request failed', async () => {
+    const tooSoon = new Error(
+      'Checked with QCS a moment ago; try again in 4 s.'
+    );
+    const { api } = fakeApi([makeStatus()], [checkResult(), tooSoon]);
+    let now = T0;
+    model = new QCSModel({
+      api,
+      autoStart: false,
+      tickInterval: 0,
+      now: () => now
+    });
+    await model.checkNow();
+    await model.checkWithQCS();
+    now += 10_000;
+    expect(await model.checkWithQCS()).toBeNull();
+    expect(model.check.error).toContain('try again in 4 s');
+    expect(model.check.result?.outcome).toBe('accepted');
+  });
+
+  it('is not offered to a non-owner', async () => {
+    const { api } = fakeApi([withHub({ owner: false })]);
+    model = new QCSModel({ api, autoStart: false, tickInterval: 0 });
+    await model.checkNow();
+    expect(model.canCheckQCS).toBe(false);
   });
 });

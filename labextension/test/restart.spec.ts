@@ -75,7 +75,10 @@ describe('restartServer', () => {
   const api = (restart: IQCSApi['restart']): IQCSApi => ({
     status: async () => makeStatus(),
     refresh: async () => makeStatus(),
-    restart
+    restart,
+    check: async () => {
+      throw new Error('not asked here');
+    }
   });
   const fast = { sleep: async () => undefined };
 

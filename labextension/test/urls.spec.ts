@@ -1,4 +1,4 @@
-import { sameOriginPath } from '../src/urls';
+import { sameOriginPath, withNext } from '../src/urls';
 
 describe('sameOriginPath', () => {
   it.each([
@@ -33,5 +33,36 @@ describe('sameOriginPath', () => {
     ['an object', { toString: () => '/hub' }]
   ])('refuses %s', (_name, url) => {
     expect(sameOriginPath(url)).toBeNull();
+  });
+});
+
+describe('withNext', () => {
+  const login = '/hub/oauth_login?next=%2Fuser%2Fada%2Flab';
+  it.each([
+    ['/user/ada/tree', '/hub/oauth_login?next=%2Fuser%2Fada%2Ftree'],
+    [
+      '/user/ada/notebooks/a%20b.ipynb',
+      '/hub/oauth_login?next=%2Fuser%2Fada%2Fnotebooks%2Fa%2520b.ipynb'
+    ],
+    ['/user/ada/lab?reset', '/hub/oauth_login?next=%2Fuser%2Fada%2Flab%3Freset']
+  ])('comes back to %s', (here, expected) => {
+    expect(withNext(login, here, '/user/ada/')).toBe(expected);
+  });
+
+  it.each([
+    ['another server', '/user/bob/tree'],
+    ['another origin', '//evil.example.org/user/ada/tree'],
+    ['not a path', 'https://evil.example.org/user/ada/'],
+    ['the Hub itself', '/hub/home']
+  ])('keeps the URL for %s', (_, here) => {
+    expect(withNext(login, here, '/user/ada/')).toBe(login);
+  });
+
+  it('leaves a URL without next, or one to another origin, as it is', () => {
+    expect(withNext('/hub/home', '/user/ada/tree', '/user/ada/')).toBe(
+      '/hub/home'
+    );
+    const evil = 'https://evil.example.org/?next=%2F';
+    expect(withNext(evil, '/user/ada/tree', '/user/ada/')).toBe(evil);
   });
 });

@@ -6,6 +6,7 @@ import { deriveView, IQCSView } from '../src/model';
 import { IQCSStatus } from '../src/tokens';
 import { IPanelViewProps, PanelView } from '../src/view';
 import {
+  checkResult,
   makeStatus,
   NO_ACCESS,
   NO_REFRESH,
@@ -141,5 +142,76 @@ describe('PanelView', () => {
     expect(html).toMatch(
       /data-qcs-state="expired" data-qcs-field="state">Expired/
     );
+  });
+
+  it('shows paths under the home as ~/…, the full path on hover, with copy buttons', () => {
+    const { html } = render(makeStatus(), { onCopyPath: () => undefined });
+    expect(html).toContain('title="/home/ada/.qcs/settings.toml"');
+    expect(html).toContain(
+      '<span class="qcs-jupyter-path-part">~/</span><wbr/><span class="qcs-jupyter-path-part">.qcs/</span><wbr/><span class="qcs-jupyter-path-part">settings.toml</span>'
+    );
+    expect(html).toContain(
+      'data-qcs-action="copy-path" data-qcs-path="settings"'
+    );
+    expect(html).toContain('aria-label="Copy the full path of secrets.toml"');
+  });
+
+  it('offers no copy button to a non-owner', () => {
+    const { has } = render(withHub({ owner: false }), {
+      onCopyPath: () => undefined
+    });
+    expect(has('copy-path')).toBe(false);
+  });
+
+  const check = (result = checkResult(), error: string | null = null) => ({
+    qcsCheck: { checking: false, result, error, at: T0 },
+    canCheckQCS: true,
+    onCheckQCS: () => undefined
+  });
+
+  it('offers "Check with QCS" and shows its answer in plain words', () => {
+    const { html, has } = render(makeStatus(), check());
+    expect(has('data-qcs-action="check-qcs"')).toBe(true);
+    expect(html).toContain(
+      'data-qcs-field="qcs-check" data-qcs-outcome="accepted"'
+    );
+    expect(html).toContain('you can see 2 quantum processors');
+    expect(html).toContain('role="status"');
+  });
+
+  it('shows nothing asked before the first check', () => {
+    const { has } = render(makeStatus(), {
+      ...check(),
+      qcsCheck: { checking: false, result: null, error: null, at: 0 }
+    });
+    expect(has('data-qcs-action="check-qcs"')).toBe(true);
+    expect(has('data-qcs-field="qcs-check"')).toBe(false);
+  });
+
+  it('offers "Log in again" once when QCS refused the token', () => {
+    const refused = checkResult({
+      outcome: 'refused',
+      message: 'QCS refused the access token (HTTP 401).',
+      action: 'Log in again.'
+    });
+    const one = render(makeStatus(), check(refused));
+    expect(one.html.match(/data-qcs-action="login"/g)?.length).toBe(1);
+    // The login callout already offers it: no second button.
+    const two = render(withHub({ relogin_required: true }), check(refused));
+    expect(two.html.match(/data-qcs-action="login"/g)?.length).toBe(1);
+  });
+
+  it('says why a check could not be made', () => {
+    const { html } = render(
+      makeStatus(),
+      check(checkResult(), 'try again in 4 s')
+    );
+    expect(html).toContain('data-qcs-field="qcs-check-error"');
+    expect(html).not.toContain('data-qcs-field="qcs-check" ');
+  });
+
+  it('shows a non-owner no check', () => {
+    const { has } = render(withHub({ owner: false }), check());
+    expect(has('check-qcs')).toBe(false);
   });
 });
