@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,dev]"
+.venv/bin/python -m pip install -q -e ".[test,dev,docs]"
 
 # The real QCS clients, each in its own venv (their pins clash with the project's qcs-api-client-common) and
 # registered as a Jupyter kernelspec under .venv-clients/share/jupyter, which the e2e Hub puts on the user
