@@ -15,6 +15,10 @@ the Hub keeps in memory of every user's token health (``metrics.Health``: times 
 so a request decrypts only the auth_state of the users on its page, whatever the size of the Hub.
 - ``POST api/qcs/users/{name}/revoke`` — JSON ``{"reason": "..."}``: the API twin of the page's action.
 
+The Hub's own pages (Home, Token, Admin) get a "QCS tokens" link in their nav bar for whoever has ``admin-ui``,
+with no configuration: :func:`add_nav_link` puts our ``page.html`` (the Hub's, plus that item) before the Hub's
+default templates. An admin's own ``page.html`` (``c.JupyterHub.template_paths``) still wins.
+
 No token value is ever shown or returned: only times, ages, outcomes and server names.
 """
 
@@ -42,6 +46,8 @@ from . import metrics
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "qcs_admin.html"
+#: Our ``page.html``: the Hub's own (``templates/page.html``) with a "QCS tokens" nav item for admins.
+NAV_TEMPLATES = TEMPLATES / "nav"
 
 #: Row states, problems first (the default order of the page).
 STATES = ("relogin", "warning", "ok", "signed_out", "never")
@@ -391,6 +397,7 @@ class QCSAdminHandler(_QCSHealthMixin, BaseHandler):
             max_age_days=max_age,
             warning_days=warning,
             revoked=self.get_argument("revoked", None),
+            qcs_admin_page=True,  # the nav bar marks its "QCS tokens" link as the current page
             json_url=f"{self.hub.base_url}api/qcs/users",
             generated_at=_iso(time.time()),
         )
@@ -455,8 +462,10 @@ class QCSRevokeAPIHandler(_QCSHealthMixin, APIHandler):
 
 
 def admin_handlers(authenticator: Any) -> list[tuple[str, type]]:
-    """The admin page's routes, for ``Authenticator.get_handlers``; also schedules the gauges' rebuild."""
+    """The admin page's routes, for ``Authenticator.get_handlers``; also schedules the gauges' rebuild and puts
+    the page's link in the nav bar of the Hub's own pages."""
     schedule_rebuild(authenticator)
+    add_nav_link(getattr(authenticator, "parent", None))
     return [
         (r"/qcs/admin", QCSAdminHandler),
         (r"/api/qcs/users", QCSUsersAPIHandler),
@@ -535,6 +544,29 @@ def _start_rebuild(authenticator: Any) -> asyncio.Task | None:
     _background.add(task)  # keep a reference until it is done
     task.add_done_callback(_background.discard)
     return task
+
+
+def add_nav_link(app: Any) -> bool:
+    """Give the Hub's pages a "QCS tokens" nav link (for ``admin-ui``) with no configuration.
+
+    JupyterHub builds its Jinja environments before it asks the authenticator for handlers; their loader is
+    wrapped here so ``page.html`` is looked up in the admin's own ``template_paths`` first, then in ours (which
+    extends the Hub's default ``templates/page.html``), then as before. Returns whether it did so; a second call
+    changes nothing."""
+    settings = getattr(app, "tornado_settings", None)
+    if not isinstance(settings, dict):
+        return False  # not inside a Hub (e.g. a script listing the routes)
+    default = str(Path(app.data_files_path, "templates").resolve())
+    theirs = [str(p) for p in getattr(app, "template_paths", []) if str(Path(p).resolve()) != default]
+    done = False
+    for key in ("jinja2_env", "jinja2_env_sync"):
+        env = settings.get(key)
+        if not isinstance(env, Environment) or getattr(env, "qcs_nav_link", False):
+            continue
+        env.loader = ChoiceLoader([FileSystemLoader(theirs), FileSystemLoader(str(NAV_TEMPLATES)), env.loader])
+        env.qcs_nav_link = True  # type: ignore[attr-defined]
+        done = True
+    return done
 
 
 def schedule_rebuild(authenticator: Any, *, poll: float = 1.0, limit: float = 600.0) -> None:
