@@ -4,6 +4,7 @@
     .venv/bin/python -m bench --quick         # small N and short windows: a smoke run
     .venv/bin/python -m bench --only P1,P3    # some figures
     .venv/bin/python -m bench --load          # also the long runs: load test P7 and IdP outage P8
+    .venv/bin/python -m bench --scale         # P11 alone: a 10,000-user Hub (--quick: 1,000)
 
 Exit status: 0 when every figure run was measured and met its goal, 1 otherwise.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import handoff, heldclient, idle, install, load, outage, refresh, size, spawn, status
+from . import handoff, heldclient, idle, install, load, outage, refresh, scale, size, spawn, status
 from .common import REPO, Figure, Options, machine_info
 
 FIGURES: dict[str, ModuleType] = {
@@ -37,6 +38,7 @@ FIGURES: dict[str, ModuleType] = {
     "P8": outage,
     "P9": heldclient,
     "P10": install,
+    "P11": scale,
 }
 DEFAULT = ["P1", "P2", "P3", "P4", "P5", "P6", "P9", "P10"]
 LONG = ["P7", "P8"]  # minutes each: only with --load or --only
@@ -50,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small N and short windows (a smoke run)")
     parser.add_argument("--only", default="", help="comma-separated figure ids, e.g. P1,P3 (P7, P8 are the long runs)")
     parser.add_argument("--load", action="store_true", help="also run the long runs: load P7 and IdP outage P8")
+    parser.add_argument("--scale", action="store_true", help="only P11: a 10,000-user Hub (with --quick: 1,000)")
     parser.add_argument("--profile", action="store_true", help="P3: also profile the status handler with cProfile")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write (default bench/results/<time>.json)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs of every process)")
@@ -57,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def selected(args: argparse.Namespace) -> list[str]:
+    if args.scale:
+        return ["P11"]
     if args.only:
         ids = [part.strip().upper() for part in args.only.split(",") if part.strip()]
         unknown = [i for i in ids if i not in FIGURES]

@@ -41,6 +41,8 @@ from .limits import FailureLimiter
 
 #: A forced refresh leaves alone access tokens younger than this (seconds).
 FORCED_REFRESH_MIN_AGE = 5.0
+#: A server's last pull is saved in auth_state at most this often (seconds).
+PULL_NOTE_INTERVAL = 300.0
 _ENDPOINT_KEYS = {
     "authorize_url": "authorization_endpoint",
     "token_url": "token_endpoint",
@@ -833,9 +835,19 @@ class QCSAuthenticator(GenericOAuthenticator):
 
         await self.update_auth_state(user, forget)
 
-    async def note_pull(self, user: Any, server_name: str) -> dict[str, Any] | None:
-        """A server of the user pulled: note when, and make sure the session runs (a new login after a logout
-        begins a new one). Returns the saved auth_state."""
+    async def note_pull(self, user: Any, server_name: str, state: dict[str, Any]) -> dict[str, Any] | None:
+        """A server of the user pulled (``state``: the auth_state it is answered from): note when, and make sure
+        the session runs (a new login after a logout begins a new one). Returns the auth_state to answer from.
+
+        The time is saved at most every ``PULL_NOTE_INTERVAL`` seconds per server (the admin page's "last pull"
+        is that precise): a pull that needs no new session writes nothing, so many servers pulling at once cost
+        the Hub's database no write each."""
+        qcs = state.get("qcs") or {}
+        record = (qcs.get("servers") or {}).get(server_name)
+        last = record.get("last_pull_at") if isinstance(record, dict) else None
+        session_due = bool(state.get("access_token")) and not qcs.get("session_id")
+        if not session_due and isinstance(last, (int, float)) and 0 <= time.time() - last < PULL_NOTE_INTERVAL:
+            return state
 
         def note(state: dict[str, Any]) -> None:
             qcs = state["qcs"]

@@ -65,7 +65,7 @@ class QCSCredentialsHandler(_ServerOnlyHandler):
         if result.relogin and not authenticator.access_token_valid(result.auth_state):
             authenticator.note_handoff("relogin", started)
             raise web.HTTPError(401, f"The QCS login has expired: {result.error or 'log in again'}.")
-        noted = await authenticator.note_pull(user, server_name)
+        noted = await authenticator.note_pull(user, server_name, result.auth_state)
         result.auth_state = noted or result.auth_state
         payload = authenticator.handoff_payload(user.name, result)
         authenticator.note_handoff("ok", started)
