@@ -36,8 +36,8 @@ class LocalHubError(RuntimeError):
 class LocalHub(LoggedProcess):
     """A JupyterHub process configured for qcs-jupyter against a ``LocalIdP``.
 
-    ``admin_token`` belongs to a service with ``admin:users``, ``admin:auth_state`` and ``admin:servers``,
-    for tests to look inside; users log in at ``url`` with any name.
+    ``admin_token`` belongs to a service with ``admin:users``, ``admin:auth_state``, ``admin:servers`` and
+    ``access:servers``, for tests to look inside; users log in at ``url`` with any name.
 
     ``https``: the proxy serves https with a certificate from the IdP's throwaway CA, and user servers (so their
     kernels) get ``SSL_CERT_FILE`` pointing at that CA: qcs-sdk-python 0.31 refreshes only at an https issuer, and
@@ -157,7 +157,7 @@ c.QCSAuthenticator.allow_insecure_issuer = {not self.idp.https!r}  # only a loca
 c = get_config()  # noqa: F821
 c.JupyterHub.services = [{{"name": "qcs-test", "api_token": {self.admin_token!r}}}]
 c.JupyterHub.load_roles = [
-    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
+    {{"name": "qcs-test", "scopes": ["admin:users", "admin:auth_state", "admin:servers", "access:servers", "read:users", "tokens"], "services": ["qcs-test"]}}
 ]
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {self.port}
@@ -254,16 +254,36 @@ c.Spawner.http_timeout = 60
         return self.api("GET", f"/users/{user}")["auth_state"]
 
     def wait_for_server(self, user: str, *, ready: bool = True, timeout: float = 60.0) -> dict[str, Any]:
+        """Until the user's default server is ready (and has pulled its first credentials), or stopped."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.api("GET", f"/users/{user}")
             server = (model.get("servers") or {}).get("")
             if ready and server and server.get("ready"):
+                self.wait_for_first_pull(user, timeout=max(1.0, deadline - time.monotonic()))
                 return model
             if not ready and not server:
                 return model
             time.sleep(0.25)
         raise LocalHubError(f"server of {user} did not become {'ready' if ready else 'stopped'} within {timeout:.0f} s")
+
+    def wait_for_first_pull(self, user: str, timeout: float = 30.0) -> None:
+        """A ready server pulls its first credentials once it listens, which can be just after the Hub calls it
+        ready. Its status answers once that pull has written ``~/.qcs`` (or failed): ask it, so that a test reads
+        the files after they were written. A server without the extension (404) has nothing to wait for."""
+        deadline = time.monotonic() + timeout
+        url = f"{self.url}/user/{user}/qcs-jupyter/status"
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(url, headers={"Authorization": f"token {self.admin_token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=30, context=self.ssl_context()):
+                    return
+            except urllib.error.HTTPError as e:
+                if e.code < 500:  # 404: no extension; a refusal: nothing to learn by asking again
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
 
 
 def _started_by_a_hub(pid: int) -> bool:

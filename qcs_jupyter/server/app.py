@@ -8,6 +8,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
 
 from ..qcs import REFRESH_TOKEN_WARNING_DAYS
+from .gates import hold_starts
 from .handlers import CheckHandler, RefreshHandler, RestartHandler, StatusHandler
 from .hub_client import QCSHubClient
 from .keeper import CredentialKeeper
@@ -16,9 +17,10 @@ from .keeper import CredentialKeeper
 class QCSJupyterApp(ExtensionApp):
     """QCS credentials for JupyterLab: writes and refreshes ``~/.qcs`` and serves ``/qcs-jupyter/...``.
 
-    Under JupyterHub (with QCSAuthenticator) it fetches the user's credentials from the Hub before the
-    server starts listening, and again ahead of every access-token expiry (options: ``c.QCSHubClient``).
-    Without a Hub it shows the status of the user's own ``~/.qcs``.
+    Under JupyterHub (with QCSAuthenticator) it fetches the user's credentials from the Hub as the server
+    starts listening (kernels, terminals and the status wait for that first fetch, bounded), and again ahead
+    of every access-token expiry (options: ``c.QCSHubClient``). Without a Hub it shows the status of the
+    user's own ``~/.qcs``.
     """
 
     name = "qcs_jupyter"
@@ -42,6 +44,7 @@ class QCSJupyterApp(ExtensionApp):
     def initialize_settings(self) -> None:
         self.credentials = CredentialKeeper(profile=self.profile, warning_days=self.warning_days, parent=self)
         self.credentials.start()
+        hold_starts(self.serverapp, self.credentials.hub)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(
@@ -54,6 +57,7 @@ class QCSJupyterApp(ExtensionApp):
         )
 
     async def _start_jupyter_server_extension(self, serverapp) -> None:
+        hold_starts(serverapp, self.credentials.hub)  # a terminal manager loaded after this extension, if any
         self.credentials.start_background()
 
     async def stop_extension(self) -> None:

@@ -2,8 +2,13 @@
 
 Every call carries the server's own token (``JUPYTERHUB_API_TOKEN``); the Hub answers it because JupyterHub
 issued that token to this very server. No QCS secret passes through the environment. Calls are plain blocking
-HTTP run off the event loop, so the same code serves the pull at startup (before the server listens) and the ones
-while it runs.
+HTTP run off the event loop.
+
+The first pull starts as soon as the server's event loop runs (the server is listening by then): a server starts
+as fast as one without this extension. Until that pull has finished, whatever could read ``~/.qcs`` first (a
+kernel or terminal being started, the status) waits for it, at most ``first_pull_wait`` seconds from the start
+(``wait_first_pull``). This module imports nothing heavy: the credential code loads with the first pull, after
+the server listens.
 """
 
 from __future__ import annotations
@@ -24,10 +29,8 @@ from urllib.parse import quote
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..credentials import CredentialFileError, CredentialStore
-from ..credentials.paths import profile_from_env
-from ..credentials.tokens import rfc3339, utcnow
-from ..handoff import CREDENTIALS_ROUTE, STOP_ROUTE, parse_payload
+# The credential code (TOML, file locking, the handoff document) is imported where it is used, not here: this
+# module loads with the server extension, before the server listens, and the pull that needs it runs after.
 
 
 class HubError(Exception):
@@ -91,6 +94,13 @@ class QCSHubClient(LoggingConfigurable):
     sync_min_interval = Float(5.0, help="Never fetch from the Hub more often than this (seconds).").tag(config=True)
     sync_max_interval = Float(1800.0, help="Fetch from the Hub at least this often (seconds).").tag(config=True)
     timeout = Float(10.0, help="Seconds to wait for each JupyterHub API call.").tag(config=True)
+    first_pull_wait = Float(
+        10.0,
+        help="""At most this many seconds after the server starts, a kernel or terminal being started, or a status
+        request, waits for the server's first pull of credentials from the Hub, so that it finds ~/.qcs written.
+        The pull starts when the server listens and usually takes well under a second; if the Hub has not
+        answered by then, they go ahead with what ~/.qcs holds, and the status and the log say so.""",
+    ).tag(config=True)
     profile = Unicode(
         None,
         allow_none=True,
@@ -135,6 +145,8 @@ class QCSHubClient(LoggingConfigurable):
 
     @default("profile")
     def _profile_default(self) -> str | None:
+        from ..credentials.paths import profile_from_env
+
         return profile_from_env()
 
     def __init__(self, **kwargs: Any) -> None:
@@ -143,6 +155,12 @@ class QCSHubClient(LoggingConfigurable):
         self._failures = 0
         self._task: asyncio.Task | None = None
         self._opener: urllib.request.OpenerDirector | None = None
+        # The first pull: the deadline of waiting for it (set by ``expect_first_pull``), whether it is over (also
+        # for threads), its future (for coroutines), and whether giving up on it was logged.
+        self._first_deadline: float | None = None
+        self.first_pull_done = threading.Event()
+        self._first_future: asyncio.Future | None = None
+        self._first_gave_up = False
 
     @property
     def available(self) -> bool:
@@ -208,6 +226,10 @@ class QCSHubClient(LoggingConfigurable):
 
     def pull_blocking(self, *, force: bool = False) -> bool:
         """Fetch from the Hub and write ``~/.qcs``. Records (never raises) any failure; True on success."""
+        from ..credentials import CredentialFileError, CredentialStore
+        from ..credentials.tokens import rfc3339, utcnow
+        from ..handoff import CREDENTIALS_ROUTE, parse_payload
+
         try:
             data = self._call("POST" if force else "GET", f"{CREDENTIALS_ROUTE}/{quote(self.user, safe='')}")
             handoff = parse_payload(data)
@@ -261,11 +283,79 @@ class QCSHubClient(LoggingConfigurable):
         return max(self.sync_min_interval, min(self.sync_max_interval, left - margin))
 
     # --- lifecycle -----------------------------------------------------------------------------------
+    def expect_first_pull(self) -> None:
+        """From now on (the server is starting), readers of ``~/.qcs`` wait for the first pull, at most
+        ``first_pull_wait`` seconds from now. Without a Hub there is nothing to wait for."""
+        if self.available and self._first_deadline is None:
+            self._first_deadline = time.monotonic() + self.first_pull_wait
+
+    @property
+    def first_pull_pending(self) -> bool:
+        """Whether readers of ``~/.qcs`` would still wait for the first pull (it runs, and its wait has not
+        run out)."""
+        return (
+            self._first_deadline is not None
+            and not self.first_pull_done.is_set()
+            and time.monotonic() < self._first_deadline
+        )
+
+    def _first_wait_over(self, what: str) -> None:
+        if not self.first_pull_done.is_set() and self._first_deadline is not None and not self._first_gave_up:
+            self._first_gave_up = True
+            self.log.warning(
+                "qcs-jupyter: JupyterHub has not sent QCS credentials within %g s of the server's start; "
+                "%s goes ahead with what ~/.qcs holds now (possibly nothing or old tokens). "
+                "They are written as soon as the Hub answers.",
+                self.first_pull_wait,
+                what,
+            )
+
+    async def wait_first_pull(self, what: str = "a request") -> None:
+        """Wait (bounded) until the first pull has written ``~/.qcs``; at once when it has, or without a Hub."""
+        if not self.first_pull_pending:
+            return
+        if self._first_future is None:
+            self._first_future = asyncio.get_running_loop().create_future()
+        self.log.info("qcs-jupyter: %s waits for the first QCS credentials from JupyterHub", what)
+        left = (self._first_deadline or 0.0) - time.monotonic()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._first_future), max(0.0, left))
+        except asyncio.TimeoutError:
+            self._first_wait_over(what)
+
+    def wait_first_pull_blocking(self, what: str = "a request") -> None:
+        """The same for code that cannot wait asynchronously (it holds up the event loop meanwhile: the pull runs
+        in a thread of its own, so it finishes)."""
+        if not self.first_pull_pending:
+            return
+        self.log.info("qcs-jupyter: %s waits for the first QCS credentials from JupyterHub", what)
+        if not self.first_pull_done.wait(max(0.0, (self._first_deadline or 0.0) - time.monotonic())):
+            self._first_wait_over(what)
+
+    def _first_pull_blocking(self) -> bool:
+        try:
+            return self.pull_blocking()
+        finally:
+            self.first_pull_done.set()  # in the pull's own thread: a waiter may be holding up the event loop
+
     def start(self) -> None:
+        """Pull now, then keep ``~/.qcs`` fresh (call with the event loop running)."""
         if self._task is None:
+            self.expect_first_pull()
             self._task = asyncio.get_event_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._first_pull_blocking)
+        except Exception:  # a bug here must not end the keep-fresh loop for the server's lifetime
+            self._failures += 1
+            self.state.last_sync_error = "internal error while updating credentials; see the server log"
+            self.log.exception("qcs-jupyter: unexpected error while updating QCS credentials")
+        finally:
+            self.first_pull_done.set()
+            if self._first_future is not None and not self._first_future.done():
+                self._first_future.set_result(None)
         while True:
             delay = self.next_delay()
             self.state.next_sync_in = delay
@@ -288,6 +378,8 @@ class QCSHubClient(LoggingConfigurable):
         The call runs in a daemon thread: the Hub answers only once this very process has exited, and a
         pool thread waiting for that answer would hold up the shutdown it asked for.
         """
+
+        from ..handoff import STOP_ROUTE
 
         def call() -> None:
             try:
@@ -313,10 +405,19 @@ class QCSHubClient(LoggingConfigurable):
                 "mode": None,
                 "reason": "Not running under JupyterHub: restart and refresh happen through a Hub.",
             }
+        from ..credentials.tokens import rfc3339
+
+        error = self.state.last_sync_error
+        if error is None and self._first_deadline is not None and not self.first_pull_done.is_set():
+            error = "Waiting for JupyterHub to send your QCS credentials" + (
+                f" (no answer within {self.first_pull_wait:g} s); ~/.qcs may be missing or old until it does."
+                if not self.first_pull_pending
+                else "."
+            )
         return {
             "available": True,
             "last_sync": rfc3339(self.state.last_sync) if self.state.last_sync else None,
-            "last_sync_error": self.state.last_sync_error if owner else None,
+            "last_sync_error": error if owner else None,
             "refresh_available": owner,
             "restart_available": owner,
             "spawn_url": self.spawn_url if owner else None,

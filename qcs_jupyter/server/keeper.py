@@ -1,4 +1,7 @@
-"""The server's keeper of the user's credentials: pulls them from the Hub and reports the status of ``~/.qcs``."""
+"""The server's keeper of the user's credentials: pulls them from the Hub and reports the status of ``~/.qcs``.
+
+Loaded with the server extension, before the server listens: the credential code it uses is imported on first use.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import asyncio
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Instance
 from traitlets.config import LoggingConfigurable
 
-from ..credentials import CredentialStore, StoreSnapshot, compute_status
-from ..credentials.apicheck import check_with_qcs
 from ..qcs import REFRESH_TOKEN_WARNING_DAYS
 from .hub_client import QCSHubClient
+
+if TYPE_CHECKING:
+    from ..credentials import CredentialStore, StoreSnapshot
 
 #: The same files and Hub link give the same status for this long: many open tabs poll it at once.
 STATUS_REUSE_SECONDS = 1.0
@@ -48,18 +52,26 @@ class CredentialKeeper(LoggingConfigurable):
         self._checking = False
 
     def start(self) -> None:
-        """Pull once before the server listens, so ~/.qcs is there before the first notebook; then keep it fresh."""
+        """While the server starts: from now on whatever reads ~/.qcs first waits for the first pull."""
         if self.hub.available:
             # The Hub keeps the files fresh; QCS clients in kernels (which inherit this) must not write them back:
             # pyQuil's write-back goes through $TMPDIR and fails when the home is on another filesystem.
             os.environ.setdefault("QCS_SECRETS_READ_ONLY", "true")
-            self.hub.pull_blocking()
+            self.hub.expect_first_pull()
 
     def start_background(self) -> None:
+        """With the event loop running (the server listens): the first pull, then keep ~/.qcs fresh."""
         if self.hub.available:
             self.hub.start()
 
+    async def ready(self, what: str = "a request") -> None:
+        """Wait (bounded) for the first pull from the Hub, so that ``~/.qcs`` is read after it was written."""
+        await self.hub.wait_first_pull(what)
+
     async def status(self, *, owner: bool = True) -> dict[str, Any]:
+        from ..credentials import compute_status
+
+        await self.ready("a status request")
         # Show the profile the Hub wrote, unless the admin's setting or QCS_PROFILE_NAME says otherwise.
         store = self._store()
         # The Hub link's state (renewal failing, login ended, caller not the owner) is part of the one state machine.
@@ -75,11 +87,16 @@ class CredentialKeeper(LoggingConfigurable):
         return status
 
     def _store(self) -> CredentialStore:
+        from ..credentials import CredentialStore
+
         return CredentialStore(profile=self.profile or self.hub.profile or self.hub.state.profile)
 
     async def check_with_qcs(self) -> dict[str, Any]:
         """Ask QCS with the current access token, at most once per ``CHECK_MIN_INTERVAL_SECONDS`` (else
         ``CheckTooSoon``). Only ever on request: nothing here runs on its own."""
+        from ..credentials.apicheck import check_with_qcs
+
+        await self.ready("a check with QCS")
         now = time.monotonic()
         if self._checking:
             raise CheckTooSoon(1.0)
