@@ -44,6 +44,7 @@ stage "ruff"
 .venv/bin/ruff format --check .
 stage "labextension: eslint, prettier, typecheck, jest"
 (cd labextension && ../.venv/bin/jlpm lint:check && ../.venv/bin/jlpm typecheck && ../.venv/bin/jlpm test --silent)
+stage "docs"; bash scripts/docs.sh  # the documentation site: warnings are errors, internal links and anchors checked
 stage "pytest"
 .venv/bin/python -m pytest --durations=15 "$@"
 
