@@ -10,10 +10,12 @@ running, and a stand-in IdP on loopback (discovery, a token endpoint that answer
 QCSAuthenticator, the other a plain GenericOAuthenticator. The sides run one after the other, ``ROUNDS`` times
 interleaved, and each measure is the median over rounds:
 
-- startup: seconds from starting the process to ``/hub/health`` answering — QCS ÷ plain, goal ≤ 1.05;
+- startup: seconds from starting the process until JupyterHub logs that it has initialized every recorded server
+  (it answers ``/hub/health`` earlier, after ``init_spawners_timeout``; that time is reported too) — QCS ÷ plain,
+  goal ≤ 1.05;
 - the largest event-loop stall while the QCS Hub rebuilds its gauges from every user's auth_state (a probe in the
-  Hub process sleeps 5 ms in a loop and records how late it wakes), from ready until the rebuild's log line —
-  goal ≤ 50 ms;
+  Hub process sleeps 5 ms in a loop and records how late it wakes), from ``/hub/health`` answering until the
+  rebuild's log line — goal ≤ 50 ms (the plain Hub's largest stall in its first 5 s after that is reported);
 - memory (RSS of the Hub process) after startup and after 1,000 server calls — QCS ÷ plain, goal ≤ 1.1 (the QCS
   Hub's calls are forced credential pulls, each refreshing at the IdP; the plain Hub's are ``GET /hub/api/user``
   with the same server tokens, what a plain server calls);
@@ -314,11 +316,21 @@ LAG_PATH = {str(self.workdir / "lag.json")!r}
                 urllib.request.urlopen(f"{self.api_url}/health", timeout=5) as answer,
             ):
                 if answer.status == 200:
-                    self.ready_seconds = time.perf_counter() - self.started
-                    self.ready_wall = time.time()
-                    return self
+                    self.health_seconds = time.perf_counter() - self.started
+                    self.health_wall = time.time()
+                    break
             time.sleep(0.02)
-        raise RuntimeError("JupyterHub did not come up within 600 s")
+        else:
+            raise RuntimeError("JupyterHub did not answer /hub/health within 600 s")
+        # JupyterHub answers before it has checked every running server (init_spawners_timeout); ready is when
+        # it says it has initialized them all, and every user's server can be served.
+        while time.monotonic() < deadline:
+            if "Initialized" in self.log_text() and " spawners in " in self.log_text():
+                self.ready_seconds = time.perf_counter() - self.started
+                self.ready_wall = time.time()
+                return self
+            time.sleep(0.2)
+        raise RuntimeError("JupyterHub did not initialize its spawners within 600 s")
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
@@ -400,12 +412,15 @@ def one_round(opts: Options, side: str, database: Path, key: bytes, idp: _Respon
     hub = ScaleHub(opts.workdir / f"{side}-{time.monotonic_ns()}", side, database, key, idp)
     with hub:  # starts it
         out["startup_s"] = round(hub.ready_seconds, 3)
+        out["health_s"] = round(hub.health_seconds, 3)
         if side == "qcs":
             rebuilt = hub.wait_rebuilt()
-            out["rebuild_s"] = round(rebuilt - hub.ready_wall, 2)
-            out["rebuild_max_stall_ms"] = hub.max_lag_ms(hub.ready_wall, rebuilt)
+            out["rebuild_s"] = round(rebuilt - hub.health_wall, 2)
+            out["rebuild_max_stall_ms"] = hub.max_lag_ms(hub.health_wall, rebuilt)
         else:
-            time.sleep(2.0)  # about the QCS side's rebuild window
+            time.sleep(2.0)
+            # The same window on the plain Hub: what JupyterHub's own work after startup stalls, for comparison.
+            out["max_stall_after_health_ms"] = hub.max_lag_ms(hub.health_wall, hub.health_wall + 5.0)
         out["rss_startup_mb"] = round(hub.rss_mb(), 1)
         if side == "qcs":
             times, failures = asyncio.run(_pull_all(hub, tokens))
