@@ -1,6 +1,6 @@
 """The bench command: its exit status follows the figures (checked with stand-in figures whose outcome is known),
 and a real run writes its JSON (one cheap figure against a local IdP, Hub and user server; the full run is
-documented in README)."""
+documented in docs/reference/benchmarks.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`qcs-jupyter install TOKEN_JSON --api-url URL` (README, The CLI): the URL lands in the profile, the official
+"""`qcs-jupyter install TOKEN_JSON --api-url URL` (docs: Use, The command line): the URL lands in the profile, the official
 client loads it, a later install without the option keeps it, and other profiles keep theirs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tomlkit
 from qcs_jupyter.credentials.sdkcheck import check_with_sdk
 from qcs_jupyter.qcs import QCS_API_URL, QCS_GRPC_API_URL
 
-#: The console script pip installed beside this Python: the command the README shows.
+#: The console script pip installed beside this Python: the command the docs show.
 COMMAND = Path(sys.executable).with_name("qcs-jupyter")
 
 

@@ -274,6 +274,15 @@ def test_the_alert_rules_are_prometheus_rule_groups():
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"} and rule["alert"] and rule["expr"], rule
 
 
+def test_the_readme_links_into_the_docs():
+    """The README keeps only the overview, the two commands and the deploy lines; its links must land."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [t for t in targets if "://" not in t]
+    assert any(t.startswith("docs/") and t.endswith(".md") for t in local)
+    assert [t for t in local if not (ROOT / t).exists()] == []
+
+
 # --- the link check itself ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("href", "broken"),

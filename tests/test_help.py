@@ -1,4 +1,4 @@
-"""Every option an admin sets is listed with its help text where the README says."""
+"""Every option an admin sets is listed with its help text where the docs say (reference/configuration.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The built wheel is what users install, and they need no Node (README: "built into the wheel by
-hatch-jupyter-builder: users need no Node"; "server extension (auto-enabled), labextension, CLI").
+"""The built wheel is what users install, and they need no Node (CONTRIBUTING.md: the wheel ships
+the built labextension; README: "server extension (auto-enabled), labextension, CLI").
 
 The wheel is built from this checkout with pip (as ``pip install .`` would) and inspected; it is installed into a
 fresh venv with JupyterLab, with nothing but that venv on PATH (no ``node``), where JupyterLab must list the

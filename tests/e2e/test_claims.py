@@ -1,4 +1,4 @@
-"""README claims checked against the real parts: auth_state is encrypted in the Hub's database, and
+"""Claims of the docs checked against the real parts: auth_state is encrypted in the Hub's database, and
 `qcs-jupyter doctor --online` really asks the issuer (the local IdP) for a token and says what happened."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def database_bytes(hub_dir: Path) -> bytes:
 
 
 def test_auth_state_is_encrypted_in_the_database(tmp_path):
-    """README (Deploy): tokens live in encrypted auth_state; no token value is in jupyterhub.sqlite in plain text."""
+    """Docs (Deploy): tokens live in encrypted auth_state; no token value is in jupyterhub.sqlite in plain text."""
     with stack(tmp_path, rotate=False, ttl=600) as hub:
         spawn(hub, "ada")
         state = hub.auth_state("ada")  # decrypted by the Hub for the test's admin service

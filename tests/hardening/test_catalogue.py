@@ -1,10 +1,10 @@
 """The bad-input catalogue: every odd input a user can meet, what they see, and that no content is lost.
 
-``CATALOGUE`` is the single list: each entry names the input (its id, also the row of the README table
-"Reliability: the bad-input catalogue"), the layer, what the user sees, what happens to their files, and
-the words (``needles``) the user-facing text must contain. ``SCENARIOS`` holds one function per id that
-builds the input, runs the user-facing path (the CLI where there is one), asserts the exit code and that
-every pre-existing file is unchanged (or kept in a ``*.corrupt-*`` backup), and returns the text shown.
+``CATALOGUE`` is the single list: each entry names the input (its id, also the row of the table in
+docs/reference/catalogue.md), the layer, what the user sees, what happens to their files, and the words
+(``needles``) the user-facing text must contain. ``SCENARIOS`` holds one function per id that builds the input,
+runs the user-facing path (the CLI where there is one), asserts the exit code and that every pre-existing file is
+unchanged (or kept in a ``*.corrupt-*`` backup), and returns the text shown.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from qcs_jupyter.handoff import parse_payload
 from qcs_jupyter.server.hub_client import QCSHubClient
 from tests.helpers import read_only
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-README_SECTION = "## Reliability: the bad-input catalogue"
+TABLE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "catalogue.md"
+TABLE_HEADING = "# Reliability: the bad-input catalogue"
 
 
 class Entry(NamedTuple):
     id: str
     layer: str
-    sees: str  # what the user sees (the README's second column)
-    files: str  # what happens to their files (the README's third column)
+    sees: str  # what the user sees (the table's second column)
+    files: str  # what happens to their files (the table's third column)
     needles: tuple[str, ...]  # words the user-facing text must contain
     bug: str | None = None  # a known bug: the scenario is a strict xfail with this reason
 
@@ -797,13 +797,13 @@ def test_catalogue_and_scenarios_match() -> None:
     assert {e.layer for e in CATALOGUE} == {"files", "tokens", "install", "handoff", "hub"}
 
 
-def test_readme_lists_every_catalogue_entry() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert README_SECTION in text
-    section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
+def test_docs_list_every_catalogue_entry() -> None:
+    text = TABLE_PAGE.read_text(encoding="utf-8")
+    assert TABLE_HEADING in text
+    section = text.split(TABLE_HEADING, 1)[1].split("\n## ", 1)[0]
     rows = [line.strip() for line in section.splitlines() if line.startswith("| `")]
     listed = [row.split("`")[1] for row in rows]
-    assert listed == [e.id for e in CATALOGUE], "README table rows must follow CATALOGUE, one per entry, in order"
+    assert listed == [e.id for e in CATALOGUE], "the docs' table rows must follow CATALOGUE, one per entry, in order"
     # Whole rows, not just ids: what the user sees and what happens to the files must match the catalogue too.
     for row, entry in zip(rows, CATALOGUE, strict=True):
         assert row == f"| `{entry.id}` ({entry.layer}) | {entry.sees} | {entry.files} |", entry.id
