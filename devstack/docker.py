@@ -116,6 +116,23 @@ def _pids_mentioning(text: str) -> list[int]:
     return pids
 
 
+def _with_descendants(pids: list[int]) -> list[int]:
+    """``pids`` and every process below them (``/proc/*/stat`` parent links)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (proc / "stat").read_text()
+                children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(proc.name))
+    found, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found and pid != os.getpid():
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
 class DockerEngine(LoggedProcess):
     """A ``dockerd`` of our own, on a unix socket in a temporary directory; use as a context manager.
 
@@ -202,6 +219,7 @@ class DockerEngine(LoggedProcess):
             raise DockerError(reason)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self._lock()
+        self._end_killed_run()
         errors = []
         try:
             for driver in self.storage_drivers:
@@ -220,9 +238,23 @@ class DockerEngine(LoggedProcess):
             raise
         return self
 
+    def _end_killed_run(self) -> None:
+        """What an earlier engine of this cache left when its process was killed (no ``stop()``): containerd's
+        shims and containers, found by that engine's exec root, and its mounts. Runs under the lock."""
+        record = self.cache_dir / "exec-root"
+        previous = record.read_text().strip() if record.exists() else ""
+        if previous.startswith("/") and Path(previous).exists():
+            self.exec_root = Path(previous)
+            self.data_root = None
+            self.stop(release=False)
+        record.unlink(missing_ok=True)
+        for leftover in [*self.cache_dir.glob("wheel-*"), *self.cache_dir.glob("rootfs-*")]:  # image build's temps
+            shutil.rmtree(leftover, ignore_errors=True)
+
     def _start_with(self, driver: str) -> None:
         # The exec root holds containerd's sockets: keep its path short (unix socket paths are limited).
         self.exec_root = Path(tempfile.mkdtemp(prefix="qcsdock-", dir="/tmp"))
+        (self.cache_dir / "exec-root").write_text(str(self.exec_root))
         self.data_root = self.cache_dir / f"data-{driver}"
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
@@ -268,18 +300,19 @@ class DockerEngine(LoggedProcess):
         """Stop the daemon by its pid, end its containerd and shims, unmount what it left, drop the lock."""
         super().stop()  # SIGTERM: dockerd stops its containers and its containerd, then exits (else SIGKILL)
         if self.exec_root is not None:
-            for _ in range(2):  # whatever outlived dockerd (killed after the timeout): only this engine's own
-                pids = _pids_mentioning(str(self.exec_root))
+            for _ in range(2):  # whatever outlived dockerd (killed): this engine's shims and their containers
+                pids = _with_descendants(_pids_mentioning(str(self.exec_root)))
                 for pid in pids:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 if not pids:
                     break
                 time.sleep(0.5)
-            for point in _mounts_under(self.exec_root, *([self.data_root] if self.data_root else [])):
+            for point in _mounts_under(self.exec_root, self.data_root or self.cache_dir):
                 subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
             shutil.rmtree(self.exec_root, ignore_errors=True)
             self.exec_root = None
+            (self.cache_dir / "exec-root").unlink(missing_ok=True)
         if release and self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
@@ -402,7 +435,7 @@ def build_base_image(engine: DockerEngine, *, timeout: float = 900.0) -> str:
 
 
 def build_wheel(out_dir: Path, *, timeout: float = 900.0) -> Path:
-    """The project's wheel (with the built labextension inside)."""
+    """The project's wheel of the current sources (with the built labextension inside)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(out_dir)],
@@ -413,12 +446,16 @@ def build_wheel(out_dir: Path, *, timeout: float = 900.0) -> Path:
     wheels = sorted(out_dir.glob("qcs_jupyter-*.whl"))
     if not wheels:
         raise DockerError(f"pip wheel made no qcs_jupyter wheel in {out_dir}")
+    return _checked_wheel(wheels[-1])
+
+
+def _checked_wheel(path: Path) -> Path:
     import zipfile
 
-    names = zipfile.ZipFile(wheels[-1]).namelist()
-    if not any(n.endswith("labextensions/qcs-jupyter/package.json") for n in names):
-        raise DockerError(f"{wheels[-1].name} holds no labextension")
-    return wheels[-1]
+    with zipfile.ZipFile(path) as built:
+        if not any(n.endswith("labextensions/qcs-jupyter/package.json") for n in built.namelist()):
+            raise DockerError(f"{path.name} holds no labextension")
+    return path
 
 
 def user_image_tag() -> str:

@@ -341,3 +341,43 @@ def test_remove_true_makes_a_new_container_with_fresh_credentials(tmp_path, engi
             _restart_after_min_age(hub, session, "fay")
             assert _state(hub, "fay")["Id"] != first
             held = _assert_supplied(hub, session, "fay", before=held)
+
+
+def test_restart_server_to_refresh_from_the_panel_in_chromium(hub):
+    """The panel's "Restart server to refresh" stops the container, the Hub resumes it (remove = False, its first
+    API token) and the browser lands in JupyterLab again, with fresh tokens in ~/.qcs."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from .browser import launch, new_page, sign_in
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = new_page(browser)
+            sign_in(page, hub.url, "kim", wait_for="**/user/kim/lab**")
+            container, token = _state(hub, "kim")["Id"], _server_token(hub, "kim")
+            item = page.locator(".qcs-jupyter-status-item")
+            expect(item).to_have_attribute("data-qcs-state", "ok", timeout=60_000)
+            before = payload(hub, "kim")["access_token"]
+            item.click()
+            panel = page.locator("#qcs-jupyter-panel")
+            restart = panel.locator("[data-qcs-action=restart]")
+            expect(restart).to_be_enabled()
+            obtained = hub.auth_state("kim")["qcs"]["access_token_obtained_at"]
+            time.sleep(max(0.0, obtained + FORCED_REFRESH_MIN_AGE + 0.5 - time.time()))
+            restart.click()
+            page.locator(".jp-Dialog .jp-mod-warn").click()
+            page.wait_for_url("**/hub/spawn**", timeout=90_000)
+            page.wait_for_url("**/user/kim/lab**", timeout=120_000)
+            expect(page.locator(".qcs-jupyter-status-item")).to_have_attribute("data-qcs-state", "ok", timeout=60_000)
+        finally:
+            browser.close()
+    assert _state(hub, "kim")["Id"] == container and _server_token(hub, "kim") == token  # resumed, old token
+    fresh = wait_until(
+        lambda: (
+            (t := payload(hub, "kim")["access_token"]) != before and t == hub.auth_state("kim")["access_token"] and t
+        ),
+        60,
+        "fresh tokens in kim's ~/.qcs after the restart",
+    )
+    assert jwt_expiry(fresh) > jwt_expiry(before)
