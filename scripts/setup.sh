@@ -63,3 +63,6 @@ fi
 # What the tests install, built here once (the wheel, a venv of it with JupyterLab, the single-user venv of real
 # Unix users, the size benchmark's reference wheel): no test or benchmark talks to the package index.
 .venv/bin/python -m devstack.artifacts
+# The Docker tests' user image (Debian from its archive, the wheel, JupyterLab, pyQuil), built once per state of
+# the sources into a private Docker engine's cache; skipped with a note where Docker cannot run (not root).
+.venv/bin/python -m devstack.docker
