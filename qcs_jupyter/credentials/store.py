@@ -199,7 +199,7 @@ class CredentialStore:
                 setattr(snap, f"{which}_exists", fs.text is not None)
                 setattr(snap, f"{which}_mode", fs.mode)
                 if fs.text is not None:
-                    setattr(snap, which, _parse(path, fs.text).unwrap())
+                    setattr(snap, which, _values(path, fs.text))
             except CredentialFileError as e:
                 setattr(snap, f"{which}_exists", True)
                 if not any((e.path, e.message) == (seen.path, seen.message) for seen in snap.errors):
@@ -334,6 +334,16 @@ def _parse(path: Path, text: str) -> tomlkit.TOMLDocument:
             kind="corrupt",
             action="Fix the syntax, or remove the file and restart your server.",
         ) from e
+
+
+def _values(path: Path, text: str) -> dict[str, Any]:
+    """The file's values, for reading only: the strict standard parser, many times faster than tomlkit (the status
+    reads the files each time they change). A file it refuses goes through ``_parse``, so the error is tomlkit's,
+    worded (and kept free of secrets) as for writing."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return _parse(path, text).unwrap()
 
 
 def _load_for_write(
