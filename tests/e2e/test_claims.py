@@ -16,6 +16,7 @@ import pytest
 import tomlkit
 
 from devstack.localidp import LocalIdP, free_port
+from devstack.qcsapi import QCSAPI
 
 from .conftest import spawn, stack
 
@@ -81,16 +82,25 @@ def qcs_jupyter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.fixture(scope="module")
+def qcs_api() -> Iterator[QCSAPI]:
+    """What `doctor --online` asks after the refresh: a stand-in QCS API on loopback, never QCS's own."""
+    with QCSAPI(None) as api:
+        yield api
+
+
 @pytest.fixture
-def logged_in(idp, home, tmp_path, make_jwt):
+def logged_in(idp, qcs_api, home, tmp_path, make_jwt):
     """~/.qcs holding a real login at the IdP, with its access token already expired: any bearer token the client
-    hands out now must come from a refresh at the issuer."""
+    hands out now must come from a refresh at the issuer. The profile's API is the stand-in's."""
     tokens = idp.login(CLIENT_ID, CALLBACK, "ada")
     tokens["access_token"] = make_jwt(-3600, aud="api://qcs")
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(tokens))
     env = {**os.environ, **idp.ca_env()}
-    done = qcs_jupyter(env, "install", str(path), "--issuer", idp.issuer, "--client-id", CLIENT_ID)
+    done = qcs_jupyter(
+        env, "install", str(path), "--issuer", idp.issuer, "--client-id", CLIENT_ID, "--api-url", qcs_api.url
+    )
     assert done.returncode == 0, done.stderr
     idp.reset_stats()
     return env, tokens, home / ".qcs" / "secrets.toml"
@@ -120,7 +130,8 @@ def test_doctor_online_refreshes_at_the_issuer(idp, logged_in):
     done = qcs_jupyter(env, "doctor", "--online")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Official QCS client: loads profile 'default'" in done.stdout
-    assert "and it obtained a bearer token" in done.stdout
+    assert "the QCS client refreshed: it got a new access token from the issuer and wrote it" in done.stdout
+    assert "Check with QCS" in done.stdout and "accepted" in done.stdout  # asked the stand-in, not QCS
     stats = idp.stats()
     assert (stats["refresh_ok"], stats["refresh_failed"]) == (1, 0), stats
     # The client wrote the issuer's new access token back: a JWT from the local IdP, not the expired one.
