@@ -93,7 +93,12 @@ class QCSHubClient(LoggingConfigurable):
     ).tag(config=True)
     sync_min_interval = Float(5.0, help="Never fetch from the Hub more often than this (seconds).").tag(config=True)
     sync_max_interval = Float(1800.0, help="Fetch from the Hub at least this often (seconds).").tag(config=True)
-    timeout = Float(10.0, help="Seconds to wait for each JupyterHub API call.").tag(config=True)
+    timeout = Float(
+        20.0,
+        help="""Seconds to wait for each JupyterHub API call. Longer than the Hub's own wait for the identity
+        provider (QCSAuthenticator.refresh_timeout, 10 s): when the IdP is slow, the Hub answers with the tokens
+        it has once that wait is over, and this server should still be listening then.""",
+    ).tag(config=True)
     first_pull_wait = Float(
         10.0,
         help="""At most this many seconds after the server starts, a kernel or terminal being started, or a status

@@ -201,3 +201,10 @@ def test_the_extension_imports_no_credential_code_before_the_server_listens():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_server_waits_for_the_hub_longer_than_the_hub_waits_for_the_idp():
+    """With a slow IdP the Hub answers once its own wait is over; the server must still be listening then."""
+    from qcs_jupyter.hub.authenticator import QCSAuthenticator
+
+    assert QCSHubClient.timeout.default_value >= QCSAuthenticator.refresh_timeout.default_value + 5
