@@ -8,8 +8,11 @@ in chunks of ``CHUNK``, each chunk on a bounded pool of threads; chunks alternat
 then plain, qcs, ...) so that other load on the machine falls on both alike. Only one Hub is under load at a time.
 
 The lag is the latency of a cheap Hub request, ``GET /hub/api/`` on the loaded Hub's own port (not through the
-proxy), sampled every 25 ms from a separate thread over one keep-alive connection. Figure: median lag during
-the load (logins and refreshes) of the QCS Hub ÷ that of the plain Hub, with a bootstrap interval.
+proxy), sampled every 25 ms from a separate thread over one keep-alive connection, each sample tagged with the
+phase it falls in. Judged per phase, the login storm and the refresh storm apart (pooled, the login phase's work,
+the same on both Hubs, would dilute what the refreshes cost): for each phase the median and the 95th percentile of
+the QCS Hub's lag ÷ the plain Hub's, each with a 90 % bootstrap interval. The figure is the largest of these four
+ratios; each must be <= the goal.
 
 Errors (per Hub; any error of either Hub fails the figure, since a Hub that drops work is not comparable):
 a login that failed; a request not answered 200; a refresh that failed at the IdP; a refresh that never
@@ -21,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import http.client
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +34,7 @@ import requests
 
 from qcs_jupyter.credentials.tokens import jwt_expiry
 
-from .common import Figure, Goal, Options, Ticker, ratio_of_medians, sleep_until_epoch, summary
+from .common import Figure, Goal, Options, Ticker, percentile, ratio_of_medians, sleep_until_epoch, summary
 from .stacks import CLIENT_ID, BaselineHub, LocalHub, free_port, login_with_http, make_idp
 
 GOAL = Goal("<=", 1.1)
@@ -147,6 +151,25 @@ class Side:
                 self.note(f"refresh of {name} never happened (same access token before and after its request)")
 
 
+def ratio_of_percentiles(
+    a: list[float], b: list[float], q: float, resamples: int = 2000, confidence: float = 0.9
+) -> dict[str, float | int]:
+    """percentile(a, q) / percentile(b, q), with a bootstrap interval (fixed seed: reproducible from the numbers)."""
+    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
+    ratios = sorted(
+        percentile(rnd.choices(a, k=len(a)), q) / percentile(rnd.choices(b, k=len(b)), q) for _ in range(resamples)
+    )
+    tail = (1 - confidence) / 2 * 100
+    return {
+        "ratio": round(percentile(a, q) / percentile(b, q), 3),
+        "qcs_ms": round(percentile(a, q) * 1000, 2),
+        "generic_ms": round(percentile(b, q) * 1000, 2),
+        f"ci{round(confidence * 100)}_low": round(percentile(ratios, tail), 3),
+        f"ci{round(confidence * 100)}_high": round(percentile(ratios, 100 - tail), 3),
+        "samples": min(len(a), len(b)),
+    }
+
+
 def run(opts: Options) -> Figure:
     users, threads, idle_s = (20, 5, 3.0) if opts.quick else (200, 20, 10.0)
     ports = [free_port(), free_port()]
@@ -206,6 +229,12 @@ def run(opts: Options) -> Figure:
                 side.check_refreshed(before[label])
     lag = {label: probes.probes[label].samples for label in LABELS}
     loaded = {label: lag[label].get("logins", []) + lag[label].get("refreshes", []) for label in LABELS}
+    judged: dict[str, dict[str, float | int]] = {}
+    for phase in ("logins", "refreshes"):
+        a, b = lag["qcs"].get(phase, []), lag["generic"].get(phase, [])
+        if a and b:
+            judged[f"{phase}_median"] = ratio_of_percentiles(a, b, 50)
+            judged[f"{phase}_p95"] = ratio_of_percentiles(a, b, 95)
     problems = [
         f"{label}: {len(sides[label].errors)} error(s), first: {sides[label].errors[0]}"
         for label in LABELS
@@ -217,6 +246,10 @@ def run(opts: Options) -> Figure:
         if sides[label].idp["refresh_failed"]
     ]
     spread = ratio_of_medians(loaded["qcs"], loaded["generic"]) if all(loaded.values()) else None
+    value = max(r["ratio"] for r in judged.values()) if len(judged) == 4 else None
+    problems += [
+        f"{name} lag ratio {r['ratio']:g} > {GOAL.target:g}" for name, r in judged.items() if not GOAL.met(r["ratio"])
+    ]
     opts.say(
         "P7 "
         + "; ".join(
@@ -229,8 +262,9 @@ def run(opts: Options) -> Figure:
         "threads": threads,
         "chunk": CHUNK,
         "access_token_ttl_s": TTL,
-        "lag_ratio_spread": spread,
-        "p95_lag_ratio": round(summary(loaded["qcs"], 1000)["p95"] / summary(loaded["generic"], 1000)["p95"], 3)
+        "judged_lag_ratios": judged,
+        "pooled_lag_ratio_spread": spread,
+        "pooled_p95_lag_ratio": round(summary(loaded["qcs"], 1000)["p95"] / summary(loaded["generic"], 1000)["p95"], 3)
         if spread
         else None,
         "probe": f"GET /hub/api/ on the loaded Hub's own port every {SAMPLE_EVERY_S * 1000:.0f} ms, keep-alive",
@@ -255,11 +289,12 @@ def run(opts: Options) -> Figure:
         }
     return Figure(
         id="P7",
-        name=f"load: {users} users log in and refresh — Hub lag, QCS ÷ plain GenericOAuthenticator (median)",
-        value=spread["ratio"] if spread else None,
+        name=f"load: {users} users log in and refresh — Hub lag, QCS ÷ plain GenericOAuthenticator "
+        "(worst of median and p95, each phase)",
+        value=value,
         unit="ratio",
         goal=GOAL,
         details=details,
         problems=problems,
-        error=None if spread else "no lag samples during the load on one of the Hubs",
+        error=None if value is not None else "no lag samples during a load phase on one of the Hubs",
     )
