@@ -18,19 +18,22 @@ import sys
 #: Where the address was refused, e.g. "pid 123 (python -m jupyterhub): connect 203.0.113.5:443".
 VIOLATIONS: list[str] = []
 _LOG: str | None = None
+#: This machine's own name: looking it up (JupyterHub's internal TLS asks getfqdn) stays on the machine.
+_OWN_NAMES = {socket.gethostname().lower(), "localhost"}
 
 
 class NetworkGuardError(ConnectionRefusedError):
     """A test tried to reach an address beyond loopback."""
 
 
-def is_loopback(host: object) -> bool:
+def is_loopback(host: object, *, lookup: bool = False) -> bool:
+    """An address on loopback (or, for a name ``lookup``, this machine's own name)."""
     if isinstance(host, bytes):
         host = host.decode(errors="replace")
     if not isinstance(host, str):
         return True  # not an address we can judge (the call fails on its own)
     name = host.strip("[]").split("%", 1)[0].rstrip(".").lower()
-    if name in ("", "localhost") or name.endswith(".localhost"):
+    if name in ("", "localhost") or name.endswith(".localhost") or (lookup and name in _OWN_NAMES):
         return True
     try:
         address = ipaddress.ip_address(name)
@@ -64,9 +67,9 @@ def _hook(event: str, args: tuple) -> None:
         if inet and not is_loopback(address[0]):
             _refuse(f"{event.split('.')[1]} {address[0]}:{address[1]}")
     elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex"):
-        if not is_loopback(args[0]):
+        if not is_loopback(args[0], lookup=True):
             _refuse(f"{event.split('.')[1]} {args[0]!r}")
-    elif event == "socket.gethostbyaddr" and not is_loopback(args[0]):
+    elif event == "socket.gethostbyaddr" and not is_loopback(args[0], lookup=True):
         _refuse(f"gethostbyaddr {args[0]!r}")
 
 
