@@ -138,7 +138,7 @@ class LocalIdP(LoggedProcess):
         id_token_ttl: int = 3600,
         host: str = "127.0.0.1",
         port: int | None = None,
-        startup_timeout: float = 30.0,
+        startup_timeout: float = 120.0,  # a hang, not a slow start: 30 s was passed on a loaded 2-core machine
         node: str = "node",
     ) -> None:
         self.workdir = Path(workdir)
