@@ -50,7 +50,7 @@ stage "pytest"
 
 if [ $# -eq 0 ]; then
   # No test may depend on the order of the others. The seed is in the output ("Using --randomly-seed=N"):
-  # .venv/bin/python -m pytest -p randomly -p "randomly" --randomly-seed=N -m "not e2e" tests reruns that order.
+  # .venv/bin/python -m pytest -p randomly --randomly-seed=N -m "not e2e" --ignore=tests/e2e tests reruns that order.
   stage "pytest: unit tests in random order"
   .venv/bin/python -m pytest -p randomly -m "not e2e" --ignore=tests/e2e -q tests
 fi
