@@ -218,7 +218,7 @@ c.JupyterHub.spawner_class = RunningSpawner
 '''
 
 PROBE = """
-import asyncio as _asyncio, json as _json, time as _time
+import asyncio as _asyncio, json as _json, os as _os, time as _time
 
 async def _qcs_bench_lag_probe(path):
     worst, timeline = 0.0, []
@@ -229,8 +229,9 @@ async def _qcs_bench_lag_probe(path):
         late = _time.perf_counter() - before - 0.005
         timeline.append((round(_time.time() - started, 3), round(late * 1000, 2)))
         if len(timeline) % 100 == 0:
-            with open(path, "w") as f:
+            with open(path + ".new", "w") as f:
                 _json.dump({"started": started, "timeline": timeline[-20000:]}, f)
+            _os.replace(path + ".new", path)  # whole, for the bench reading it
 
 try:
     _asyncio.get_running_loop().create_task(_qcs_bench_lag_probe(LAG_PATH))
