@@ -48,11 +48,8 @@ export function CheckSection(props: ICheckSectionProps): React.ReactElement {
                 'Asked a moment ago; QCS is asked at most every few seconds'
               )
         }
-        onClick={() => {
-          if (canCheck) {
-            props.onCheck();
-          }
-        }}
+        // Whether QCS may be asked is decided at the click (this render may be up to a tick old).
+        onClick={props.onCheck}
       >
         {check.checking
           ? trans.__('Checking with QCS…')

@@ -91,10 +91,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       onRefresh: () => void commands.execute(CommandIDs.refresh),
       onLogin: logIn,
       onCheckQCS: () => void commands.execute(CommandIDs.checkQCS),
-      onCopyPath: path => {
-        Clipboard.copyToSystem(path);
-        Notification.success(trans.__('Copied %1', path), { autoClose: 2000 });
-      }
+      onCopyPath: path => Clipboard.copyToSystem(path)
     });
     panel.title.icon = qcsIcon;
     shell.add(panel, 'left', { rank: 1000 });
@@ -105,7 +102,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: trans.__('Open QCS Credentials Panel'),
       caption: trans.__('Show the state of your QCS credentials'),
       icon: args => (args['isPalette'] ? undefined : qcsIcon),
-      execute: () => {
+      execute: async () => {
+        // Before the layout is restored, the restorer would put the sidebar back as it was.
+        await app.restored;
         shell.activateById(panel.id);
       }
     });
@@ -146,6 +145,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       ),
       isEnabled: () => model.canCheckQCS,
       execute: async () => {
+        if (!model.canCheckQCS) {
+          return; // asked a moment ago, or a check is running: the panel says so
+        }
         const result = await model.checkWithQCS();
         // The panel shows the answer; elsewhere (the palette, Notebook 7 with the side panel closed) a toast does.
         if (!panel.isVisible) {

@@ -51,8 +51,12 @@ export interface IQCSCheck {
   result: IQCSCheckResult | null;
   /** The last request failed (e.g. asked again too soon): why. */
   error: string | null;
-  /** Local epoch ms when the last answer or error arrived (0: never). */
-  at: number;
+  /**
+   * Local epoch ms from which QCS may be asked again: a few seconds after an
+   * answer, the server's `Retry-After` after a "too soon", at once after
+   * other failures.
+   */
+  nextAt: number;
 }
 
 /** The notification level: once per transition into "warning"/"unusable". */
@@ -432,7 +436,7 @@ export class QCSModel implements IDisposable {
       this._view.owner &&
       this._view.status !== null &&
       !this._check.checking &&
-      this._now() >= this._check.at + CHECK_MIN_INTERVAL_S * 1000
+      this._now() >= this._check.nextAt
     );
   }
 
@@ -448,12 +452,22 @@ export class QCSModel implements IDisposable {
     this._update(true);
     try {
       const result = await this._api.check();
-      this._check = { checking: false, result, error: null, at: this._now() };
+      this._check = {
+        checking: false,
+        result,
+        error: null,
+        nextAt: this._now() + CHECK_MIN_INTERVAL_S * 1000
+      };
       return result;
     } catch (reason) {
       const error =
         reason instanceof Error ? reason.message : String(reason ?? 'error');
-      this._check = { ...this._check, checking: false, error, at: this._now() };
+      this._check = {
+        ...this._check,
+        checking: false,
+        error,
+        nextAt: this._now() + retryAfterS(reason) * 1000
+      };
       return null;
     } finally {
       this._update(true);
@@ -566,7 +580,7 @@ export class QCSModel implements IDisposable {
     checking: false,
     result: null,
     error: null,
-    at: 0
+    nextAt: 0
   };
   private _tracker = new AlertTracker();
   private _changed = new Signal<this, IQCSView>(this);
@@ -580,4 +594,16 @@ export function sanitizePollInterval(seconds: number | undefined): number {
     return DEFAULT_POLL_INTERVAL_S;
   }
   return Math.max(MIN_POLL_INTERVAL_S, seconds);
+}
+
+/** Seconds a failed request says to wait (a 429's `Retry-After`), else 0. */
+export function retryAfterS(reason: unknown): number {
+  const response = (reason as { response?: Response } | null)?.response;
+  if (!response || response.status !== 429) {
+    return 0;
+  }
+  const value = Number(response.headers?.get('Retry-After'));
+  return Number.isFinite(value) && value > 0
+    ? Math.min(value, 60)
+    : CHECK_MIN_INTERVAL_S;
 }

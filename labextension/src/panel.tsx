@@ -6,6 +6,7 @@
  * `qcs-jupyter-panel`, `data-qcs-state` and `data-qcs-usable`.
  */
 import { ReactWidget } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { ITrans } from './format';
@@ -35,6 +36,10 @@ export class QCSPanel extends ReactWidget {
     this.id = PANEL_ID;
     this.addClass('qcs-jupyter-panel');
     this.title.caption = options.trans.__('QCS credentials');
+    // Focusable, not in the Tab order: opening the panel moves the keyboard focus into it.
+    this.node.tabIndex = -1;
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', options.trans.__('QCS credentials'));
     const { model } = options;
     model.changed.connect(this._onChanged, this);
     model.ticked.connect(this._onTicked, this);
@@ -48,6 +53,14 @@ export class QCSPanel extends ReactWidget {
     this._options.model.changed.disconnect(this._onChanged, this);
     this._options.model.ticked.disconnect(this._onTicked, this);
     super.dispose();
+  }
+
+  /** Opened from the status item or a command: the keyboard focus follows. */
+  protected onActivateRequest(msg: Message): void {
+    super.onActivateRequest(msg);
+    if (this.isAttached && !this.node.contains(document.activeElement)) {
+      this.node.focus({ preventScroll: true });
+    }
   }
 
   protected render(): React.ReactElement {

@@ -199,6 +199,7 @@ export function FilesSection(
             name="settings"
             onCopy={onCopy}
             copyLabel={trans.__('Copy the full path of settings.toml')}
+            copiedLabel={trans.__('Copied the full path of settings.toml')}
           />
         </Row>
         <Row label={trans.__('Secrets')} field="secrets-path">
@@ -208,6 +209,7 @@ export function FilesSection(
             name="secrets"
             onCopy={onCopy}
             copyLabel={trans.__('Copy the full path of secrets.toml')}
+            copiedLabel={trans.__('Copied the full path of secrets.toml')}
           />
         </Row>
         {server?.issuer && (

@@ -67,12 +67,26 @@ export function PathValue(props: {
   /** Copy the full path; no button without it. */
   onCopy?: (path: string) => void;
   copyLabel: string;
+  /** Said (and shown on the button) for a moment after a copy. */
+  copiedLabel?: string;
 }): React.ReactElement {
   const { path, onCopy } = props;
+  // The answer to a copy stays here, beside the button: a toast would take the keyboard focus away when it closes.
+  const [copied, setCopied] = React.useState(false);
+  React.useEffect(() => {
+    if (!copied) {
+      return;
+    }
+    const timer = setTimeout(() => setCopied(false), 2000);
+    return () => clearTimeout(timer);
+  }, [copied]);
   if (!path) {
     return <>{orDash(path)}</>;
   }
   const parts = pathParts(shortPath(path, props.home));
+  const label = copied
+    ? (props.copiedLabel ?? props.copyLabel)
+    : props.copyLabel;
   return (
     <span className="qcs-jupyter-path">
       <code className="qcs-jupyter-path-text" title={path}>
@@ -89,14 +103,39 @@ export function PathValue(props: {
           className="qcs-jupyter-copy"
           data-qcs-action="copy-path"
           data-qcs-path={props.name}
-          title={props.copyLabel}
-          aria-label={props.copyLabel}
-          onClick={() => onCopy(path)}
+          data-qcs-copied={copied ? 'true' : undefined}
+          title={label}
+          aria-label={label}
+          onClick={() => {
+            onCopy(path);
+            setCopied(true);
+          }}
         >
-          <CopyGlyph />
+          {copied ? <CheckGlyph /> : <CopyGlyph />}
         </button>
       )}
+      <span className="qcs-jupyter-sr-only" role="status">
+        {copied ? props.copiedLabel : ''}
+      </span>
     </span>
+  );
+}
+
+/** A tick: "copied". Decorative. */
+function CheckGlyph(): React.ReactElement {
+  return (
+    <svg
+      width="14"
+      height="14"
+      viewBox="0 0 16 16"
+      aria-hidden="true"
+      focusable="false"
+    >
+      <path
+        fill="currentColor"
+        d="M6.2 11.6 2.6 8l-1.4 1.4 5 5 8.6-8.6-1.4-1.4z"
+      />
+    </svg>
   );
 }
 

@@ -4,6 +4,7 @@ import {
   IQCSApi,
   IQCSView,
   QCSModel,
+  retryAfterS,
   sanitizePollInterval
 } from '../src/model';
 import { IQCSCheckResult, IQCSStatus, QCSState } from '../src/tokens';
@@ -499,9 +500,15 @@ describe('QCSModel: Check with QCS', () => {
     expect(calls.check).toBe(2);
   });
 
-  it('keeps the last answer and says why a request failed', async () => {
-    const tooSoon = new Error(
-      'Checked with QCS a moment ago; try again in 4 s.'
+  it('keeps the last answer, says why a request failed, and waits as the server says', async () => {
+    const tooSoon = Object.assign(
+      new Error('Checked with QCS a moment ago; try again in 4 s.'),
+      {
+        response: new Response('{}', {
+          status: 429,
+          headers: { 'Retry-After': '4' }
+        })
+      }
     );
     const { api } = fakeApi([makeStatus()], [checkResult(), tooSoon]);
     let now = T0;
@@ -517,6 +524,26 @@ describe('QCSModel: Check with QCS', () => {
     expect(await model.checkWithQCS()).toBeNull();
     expect(model.check.error).toContain('try again in 4 s');
     expect(model.check.result?.outcome).toBe('accepted');
+    expect(model.canCheckQCS).toBe(false);
+    now += 4_000;
+    expect(model.canCheckQCS).toBe(true);
+  });
+
+  it.each([
+    [new Error('Network down'), 0],
+    [{ response: new Response('', { status: 500 }) }, 0],
+    [{ response: new Response('', { status: 429 }) }, 5],
+    [
+      {
+        response: new Response('', {
+          status: 429,
+          headers: { 'Retry-After': '3' }
+        })
+      },
+      3
+    ]
+  ])('waits after a failure %#', (reason, seconds) => {
+    expect(retryAfterS(reason)).toBe(seconds);
   });
 
   it('is not offered to a non-owner', async () => {

@@ -164,7 +164,7 @@ describe('PanelView', () => {
   });
 
   const check = (result = checkResult(), error: string | null = null) => ({
-    qcsCheck: { checking: false, result, error, at: T0 },
+    qcsCheck: { checking: false, result, error, nextAt: T0 },
     canCheckQCS: true,
     onCheckQCS: () => undefined
   });
@@ -182,7 +182,7 @@ describe('PanelView', () => {
   it('shows nothing asked before the first check', () => {
     const { has } = render(makeStatus(), {
       ...check(),
-      qcsCheck: { checking: false, result: null, error: null, at: 0 }
+      qcsCheck: { checking: false, result: null, error: null, nextAt: 0 }
     });
     expect(has('data-qcs-action="check-qcs"')).toBe(true);
     expect(has('data-qcs-field="qcs-check"')).toBe(false);

@@ -1,0 +1,40 @@
+"""What the browser tests of the panel share: a Hub whose user servers expose the front-end app to the page (for
+theme switches and command checks), in JupyterLab and in Notebook 7, and the panel's usual moves."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from devstack.localhub import LocalHub
+
+
+class ExposedHub(LocalHub):
+    """A ``LocalHub`` whose user servers set ``window.jupyterapp`` in JupyterLab and in Notebook 7."""
+
+    def user_server_config(self) -> dict:
+        config = super().user_server_config()
+        config.setdefault("LabApp", {})["expose_app_in_browser"] = True
+        config["JupyterNotebookApp"] = {"expose_app_in_browser": True}
+        return config
+
+
+def open_panel(page, *, keyboard: bool = False):
+    """Open the panel from the status item (a click, or Enter on the focused item); returns the panel."""
+    item = page.locator(".qcs-jupyter-status-item")
+    expect(item).to_be_visible(timeout=60_000)
+    if keyboard:
+        item.focus()
+        page.keyboard.press("Enter")
+    else:
+        item.click()
+    panel = page.locator("#qcs-jupyter-panel")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def set_theme(page, theme: str) -> None:
+    """'JupyterLab Light' or 'JupyterLab Dark', through the app's own command; waits for the switch."""
+    page.evaluate("theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
+    light = "true" if theme == "JupyterLab Light" else "false"
+    expect(page.locator("body")).to_have_attribute("data-jp-theme-light", light, timeout=30_000)
+    page.wait_for_timeout(500)  # the theme's CSS variables apply
