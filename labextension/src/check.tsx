@@ -11,7 +11,7 @@ import * as React from 'react';
 
 import { checkLabel, checkState, formatRelative, ITrans } from './format';
 import { IQCSCheck } from './model';
-import { Section, withCode } from './ui';
+import { Section, SlashBreaks, withCode } from './ui';
 
 export interface ICheckSectionProps {
   check: IQCSCheck;
@@ -100,7 +100,12 @@ export function CheckSection(props: ICheckSectionProps): React.ReactElement {
                 'Asked %1',
                 formatRelative(result.checked_at, props.now, trans)
               )}
-              {result.api_url ? ` · ${result.api_url}` : ''}
+              {result.api_url && (
+                <>
+                  {' · '}
+                  <SlashBreaks text={result.api_url} />
+                </>
+              )}
             </div>
           </div>
         )}

@@ -15,7 +15,7 @@ import {
 } from './format';
 import { IQCSView } from './model';
 import { IQCSProblem, IQCSStatus } from './tokens';
-import { orDash, PathValue, Row, Section, withCode } from './ui';
+import { orDash, PathValue, Row, Section, SlashBreaks, withCode } from './ui';
 
 interface ISectionProps {
   view: IQCSView;
@@ -214,7 +214,7 @@ export function FilesSection(
         </Row>
         {server?.issuer && (
           <Row label={trans.__('Issuer')} field="issuer">
-            <code>{server.issuer}</code>
+            <SlashBreaks text={server.issuer} />
           </Row>
         )}
         {server?.client_id && (

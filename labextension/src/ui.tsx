@@ -83,20 +83,12 @@ export function PathValue(props: {
   if (!path) {
     return <>{orDash(path)}</>;
   }
-  const parts = pathParts(shortPath(path, props.home));
   const label = copied
     ? (props.copiedLabel ?? props.copyLabel)
     : props.copyLabel;
   return (
     <span className="qcs-jupyter-path">
-      <code className="qcs-jupyter-path-text" title={path}>
-        {parts.map((part, i) => (
-          <React.Fragment key={i}>
-            {i > 0 && <wbr />}
-            <span className="qcs-jupyter-path-part">{part}</span>
-          </React.Fragment>
-        ))}
-      </code>
+      <SlashBreaks text={shortPath(path, props.home)} title={path} />
       {onCopy && (
         <button
           type="button"
@@ -118,6 +110,26 @@ export function PathValue(props: {
         {copied ? props.copiedLabel : ''}
       </span>
     </span>
+  );
+}
+
+/**
+ * A path or URL as `code` that a line may break after a `/`, never inside a
+ * name (only a single name wider than the panel wraps).
+ */
+export function SlashBreaks(props: {
+  text: string;
+  title?: string;
+}): React.ReactElement {
+  return (
+    <code className="qcs-jupyter-path-text" title={props.title}>
+      {pathParts(props.text).map((part, i) => (
+        <React.Fragment key={i}>
+          {i > 0 && <wbr />}
+          <span className="qcs-jupyter-path-part">{part}</span>
+        </React.Fragment>
+      ))}
+    </code>
   );
 }
 

@@ -75,6 +75,40 @@ def test_panel_and_status_item_pass_axe(hub, lab, theme):
         set_theme(page, "JupyterLab Light")
 
 
+def test_paths_read_whole_in_a_narrow_sidebar(hub, lab):
+    """Paths show as ~/.qcs/..., the full path on hover; in the narrowest sidebar lines break only after a '/'
+    (every file or directory name stays on one line) and nothing sticks out of the panel."""
+    page = lab
+    panel = open_panel(page)
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(120, box["y"] + box["height"] / 2, steps=5)  # narrower than the panel's minimum
+    page.mouse.up()
+    width = panel.evaluate("p => p.getBoundingClientRect().width")
+    assert width < 300, width
+    settings = panel.locator("[data-qcs-field=settings-path] code")
+    expect(settings).to_have_text("~/.qcs/settings.toml")
+    expect(settings).to_have_attribute("title", str(hub.home("kai") / ".qcs" / "settings.toml"))
+    lines = panel.evaluate(
+        """p => {
+          const parts = [...p.querySelectorAll('.qcs-jupyter-path-part')];
+          const line = Math.min(...parts.map(e => e.getBoundingClientRect().height));
+          return {
+            count: parts.length,
+            wrapped: parts.filter(e => e.getBoundingClientRect().height > line * 1.5).map(e => e.textContent),
+            rows: new Set([...p.querySelectorAll('[data-qcs-field=issuer] .qcs-jupyter-path-part')]
+              .map(e => Math.round(e.getBoundingClientRect().top))).size,
+            overflow: p.scrollWidth - p.clientWidth,
+          };
+        }"""
+    )
+    assert lines["count"] >= 9 and lines["wrapped"] == [], lines
+    assert lines["rows"] >= 2, lines  # the issuer URL did need more than one line, and broke after a '/'
+    assert lines["overflow"] <= 0, lines
+
+
 def focused(page) -> str | None:
     """The ``data-qcs-action`` of the element that has the keyboard focus (or its tag)."""
     return page.evaluate(
