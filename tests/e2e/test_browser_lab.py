@@ -178,12 +178,15 @@ def test_panel_and_status_bar_show_state(lab, page, make_jwt, state):
 
 def screenshots(page, panel) -> None:
     DOCS.mkdir(exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1200})  # the whole panel, down to its footer
+    page.wait_for_timeout(500)
     panel.screenshot(path=str(DOCS / "panel-light.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_timeout(1500)
     panel.screenshot(path=str(DOCS / "panel-dark.png"))
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
     page.wait_for_timeout(1000)
+    page.set_viewport_size({"width": 1400, "height": 900})
 
 
 def hub_view(page, change: Callable[[dict], None]) -> None:
