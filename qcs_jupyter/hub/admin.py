@@ -226,17 +226,35 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "status", descending: bool 
     return sorted(present, key=get, reverse=descending) + missing
 
 
-def key_row(name: str, health: metrics.Health, now: float) -> dict[str, Any]:
-    """What ``SORT_KEYS`` and the state filter read of a user, from the health kept in memory (no decryption)."""
-    obtained = health.refresh_obtained_at
-    return {
-        "name": name,
-        "status": health.page_state(now),
-        "access_token_expires_at_epoch": health.access_expires_at,
-        "refresh_token_age_days": round((now - obtained) / metrics.DAY, 2) if obtained is not None else None,
-        "last_refresh_at_epoch": health.last_refresh_at,
-        "last_pull_at_epoch": health.last_pull_at,
-    }
+#: The value each sort key reads from what is kept in memory of a user (health, page status), None = missing.
+SORT_FIELDS: dict[str, Callable[[metrics.Health, str, float], Any]] = {
+    "status": lambda health, status, now: STATES.index(status),
+    "access_expires": lambda health, status, now: health.access_expires_at,
+    "refresh_age": lambda health, status, now: (  # in days to 2 places, as the rows show and sort it
+        round((now - health.refresh_obtained_at) / metrics.DAY, 2) if health.refresh_obtained_at is not None else None
+    ),
+    "last_refresh": lambda health, status, now: health.last_refresh_at,
+    "last_pull": lambda health, status, now: health.last_pull_at,
+}
+
+
+def sort_names(
+    names: list[str],
+    key: str,
+    descending: bool,
+    known: Callable[[str], tuple[metrics.Health, str]],
+    now: float,
+) -> list[str]:
+    """``names`` in the order ``sort_rows`` gives their rows (by ``key``, missing values last, then by name),
+    from what is kept in memory: no row is built for users off the page."""
+    by_name = sorted(names, key=str.lower)
+    if key == "name":
+        return by_name[::-1] if descending else by_name
+    field = SORT_FIELDS[key]
+    values = {name: field(*known(name), now) for name in by_name}
+    present = [name for name in by_name if values[name] is not None]
+    missing = [name for name in by_name if values[name] is None]
+    return sorted(present, key=values.__getitem__, reverse=descending) + missing
 
 
 def parse_page(offset: str | None, limit: str | None, state: str | None) -> tuple[int, int, str | None]:
@@ -293,13 +311,15 @@ class _QCSHealthMixin:
             raise web.HTTPError(400, str(e)) from None
         await rebuilt(self.authenticator)
         now = time.time()
-        keys = [key_row(name, health, now) for name, health in self.readable().items()]
-        summary = summarize(keys)
-        if state is not None:
-            keys = [k for k in keys if k["status"] == state]
-        ordered = sort_rows(keys, key, descending)
+        readable = self.readable()
+        statuses = {name: health.page_state(now) for name, health in readable.items()}
+        summary = {"users": len(statuses), **dict.fromkeys(STATES, 0)}
+        for status in statuses.values():
+            summary[status] += 1
+        matching = [name for name, status in statuses.items() if state is None or status == state]
+        ordered = sort_names(matching, key, descending, lambda name: (readable[name], statuses[name]), now)
         max_age, warning = _limits(self.authenticator)
-        names = [k["name"] for k in ordered[offset : offset + limit]]
+        names = ordered[offset : offset + limit]
         found = {u.name: u for u in self.db.query(orm.User).filter(orm.User.name.in_(names))}  # one query
         users = [self.users[found[name]] for name in names if name in found]
         states = await asyncio.gather(*(user.get_auth_state() for user in users))

@@ -17,7 +17,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from qcs_jupyter.hub import metrics
-from qcs_jupyter.hub.admin import parse_sort, public_row, sort_rows, user_row
+from qcs_jupyter.hub.admin import SORT_KEYS, parse_sort, public_row, sort_names, sort_rows, user_row
 from qcs_jupyter.hub.metrics import DAY
 
 from .mockhub import HubInThread, running_hub
@@ -156,6 +156,22 @@ def test_sorting_problems_first_then_by_column():
     by_age = [r["name"] for r in sort_rows(rows, *parse_sort("-refresh_age"))]
     assert by_age == ["di", "bob", "ada", "ed", "cy", "fay", "gus"]
     assert next(r["name"] for r in sort_rows(rows, *parse_sort("last_pull"))) == "ada"
+
+
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("key", list(SORT_KEYS))
+def test_the_listing_sorts_from_memory_as_the_rows_sort(key, descending):
+    """The listing orders users from the health kept in memory; the same order as sorting their full rows."""
+    now = time.time()
+    states = users()
+    rows = [user_row(name, state, now=now) for name, state in states.items()]
+    healths = {name: metrics.classify(state) for name, state in states.items()}
+
+    def known(name):
+        return healths[name], healths[name].page_state(now)
+
+    expected = [row["name"] for row in sort_rows(rows, key, descending)]
+    assert sort_names(list(states), key, descending, known, now) == expected
 
 
 @pytest.mark.parametrize("bad", ["bogus", "-", "status;drop"])
