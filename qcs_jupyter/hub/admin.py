@@ -510,7 +510,7 @@ class _StoredAuthState:
             return None
 
 
-def stored_auth_states(db: Any, batch: int = 500) -> Iterator[_StoredAuthState]:
+def stored_auth_states(db: Any, batch: int = 64) -> Iterator[_StoredAuthState]:
     """Every user's name and encrypted auth_state, ``batch`` rows per query (no ORM objects, no ``User``)."""
     last = 0
     while True:
