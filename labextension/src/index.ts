@@ -26,7 +26,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
-import { checkLabel, firstProblem, ITrans, stateLabel } from './format';
+import { firstProblem, ITrans, stateLabel } from './format';
 import { qcsIcon } from './icon';
 import { QCSModel } from './model';
 import { notifyAlert } from './notify';
@@ -39,7 +39,6 @@ import {
   COMMAND_CATEGORY,
   CommandIDs,
   DEFAULT_POLL_INTERVAL_S,
-  IQCSCheckResult,
   PLUGIN_ID,
   STATUS_ITEM_ID,
   TRANSLATION_DOMAIN
@@ -140,19 +139,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.checkQCS, {
       label: trans.__('Check QCS Credentials with QCS'),
-      caption: trans.__(
-        'Ask QCS whether it accepts your access token (it lists the quantum processors you can see)'
-      ),
+      caption: trans.__('Ask QCS whether it accepts your access token'),
       isEnabled: () => model.canCheckQCS,
       execute: async () => {
         if (!model.canCheckQCS) {
           return; // asked a moment ago, or a check is running: the panel says so
         }
-        const result = await model.checkWithQCS();
-        // The panel shows the answer; elsewhere (the palette, Notebook 7 with the side panel closed) a toast does.
+        // The answer shows in the panel (from the palette, or Notebook 7 with the side panel closed, too).
         if (!panel.isVisible) {
-          notifyCheck(result, model.check.error, trans);
+          await commands.execute(CommandIDs.open);
         }
+        await model.checkWithQCS();
       }
     });
 
@@ -263,27 +260,6 @@ async function refreshAndReport(model: QCSModel, trans: ITrans): Promise<void> {
       ),
       { autoClose: false }
     );
-  }
-}
-
-/** Say how QCS answered, as a notification (when the panel is not showing it). */
-function notifyCheck(
-  result: IQCSCheckResult | null,
-  error: string | null,
-  trans: ITrans
-): void {
-  if (result === null) {
-    Notification.warning(
-      trans.__('Could not check with QCS: %1', error ?? trans.__('unknown')),
-      { autoClose: 5000 }
-    );
-    return;
-  }
-  const text = `${checkLabel(result.outcome, trans)}: ${result.message}`;
-  if (result.outcome === 'accepted') {
-    Notification.success(text, { autoClose: 5000 });
-  } else {
-    Notification.error(text, { autoClose: false });
   }
 }
 
