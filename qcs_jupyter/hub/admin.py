@@ -310,23 +310,32 @@ class _QCSHealthMixin:
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
         await rebuilt(self.authenticator)
+        max_age, warning = _limits(self.authenticator)
         now = time.time()
-        readable = self.readable()
-        statuses = {name: health.page_state(now) for name, health in readable.items()}
+        # Two passes at most: what is kept in memory can be older than a user's stored auth_state when it was
+        # changed around the authenticator (an admin's PATCH of auth_state); the page's rows are read afresh, and
+        # if that changes any of their states, the order is made again with what was just read.
+        for _ in range(2):
+            readable = self.readable()
+            statuses = {name: health.page_state(now) for name, health in readable.items()}
+            matching = [name for name, status in statuses.items() if state is None or status == state]
+            ordered = sort_names(matching, key, descending, lambda n, r=readable, st=statuses: (r[n], st[n]), now)
+            names = ordered[offset : offset + limit]
+            found = {u.name: u for u in self.db.query(orm.User).filter(orm.User.name.in_(names))}  # one query
+            users = [self.users[found[name]] for name in names if name in found]
+            states = await asyncio.gather(*(user.get_auth_state() for user in users))
+            stale = False
+            for user, auth_state in zip(users, states, strict=True):
+                metrics.observe_auth_state(user.name, auth_state, max_age_days=max_age, warning_days=warning)
+                stale = stale or metrics.METRICS.health(user.name).page_state(now) != statuses[user.name]
+            if not stale:
+                break
         summary = {"users": len(statuses), **dict.fromkeys(STATES, 0)}
         for status in statuses.values():
             summary[status] += 1
-        matching = [name for name, status in statuses.items() if state is None or status == state]
-        ordered = sort_names(matching, key, descending, lambda name: (readable[name], statuses[name]), now)
-        max_age, warning = _limits(self.authenticator)
-        names = ordered[offset : offset + limit]
-        found = {u.name: u for u in self.db.query(orm.User).filter(orm.User.name.in_(names))}  # one query
-        users = [self.users[found[name]] for name in names if name in found]
-        states = await asyncio.gather(*(user.get_auth_state() for user in users))
         rows = []
         self.qcs_orm_users = {user.name: user.orm_user for user in users}
         for user, auth_state in zip(users, states, strict=True):
-            metrics.observe_auth_state(user.name, auth_state, max_age_days=max_age, warning_days=warning)
             running = {name: bool(spawner.active) for name, spawner in user.spawners.items()}
             rows.append(
                 user_row(user.name, auth_state, now=now, max_age_days=max_age, warning_days=warning, running=running)

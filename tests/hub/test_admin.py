@@ -298,3 +298,24 @@ def test_metrics_show_the_gauges_at_hub_metrics(hub):
     assert samples[f"{prefix}_qcs_users_signed_in"] == 5
     assert f'{prefix}_qcs_idp_refreshes_total{{outcome="timeout"}}' in text
     assert "ada" not in re.sub(r"^#.*$", "", text, flags=re.M)  # no user name in any sample
+
+
+def test_a_state_changed_around_the_authenticator_is_listed_as_stored(hub):
+    """An admin's PATCH of auth_state (JupyterHub's REST API) is not seen by the authenticator: the page reads
+    its rows afresh and orders them again when what it read differs from what was kept in memory."""
+    token = hub.token("admin")
+    hub.add_users({"zoe": auth_state(refresh_age_days=1)})  # seen by the Hub: ok
+    patched = requests.patch(
+        f"{hub.url}hub/api/users/zoe",
+        json={"auth_state": auth_state(refresh_age_days=95)},  # past 90 days: must log in again
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert patched.status_code == 200, patched.text
+    try:
+        rows = statuses(hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30).text)
+        assert ("zoe", "relogin") in rows
+        first_ok = next(i for i, (_, status) in enumerate(rows) if status not in ("relogin",))
+        assert rows.index(("zoe", "relogin")) < first_ok  # problems first, zoe among them
+    finally:
+        requests.delete(f"{hub.url}hub/api/users/zoe", headers={"Authorization": f"token {token}"}, timeout=30)
