@@ -305,6 +305,8 @@ def test_a_state_changed_around_the_authenticator_is_listed_as_stored(hub):
     its rows afresh and orders them again when what it read differs from what was kept in memory."""
     token = hub.token("admin")
     hub.add_users({"zoe": auth_state(refresh_age_days=1)})  # seen by the Hub: ok
+    before = statuses(hub.session("admin").get(f"{hub.url}hub/qcs/admin", timeout=30).text)
+    assert ("zoe", "ok") in before  # (this also waits for the Hub's first rebuild from the database)
     patched = requests.patch(
         f"{hub.url}hub/api/users/zoe",
         json={"auth_state": auth_state(refresh_age_days=95)},  # past 90 days: must log in again
