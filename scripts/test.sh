@@ -48,6 +48,9 @@ stage "docs"; bash scripts/docs.sh  # the documentation site: warnings are error
 stage "pytest"
 .venv/bin/python -m pytest --durations=15 "$@"
 
+stage "pytest: Hub, server and credentials at every dependency floor"
+bash scripts/test-lowest.sh
+
 if [ $# -eq 0 ]; then
   # No test may depend on the order of the others. The seed is in the output ("Using --randomly-seed=N"):
   # .venv/bin/python -m pytest -p randomly --randomly-seed=N -m "not e2e" --ignore=tests/e2e tests reruns that order.
