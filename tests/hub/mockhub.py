@@ -27,8 +27,8 @@ from qcs_jupyter.hub.admin import admin_handlers
 
 class AdminPageAuthenticator(MockPAMAuthenticator):
     """JupyterHub's test authenticator (password = user name) with the admin page's routes, wired as
-    QCSAuthenticator.get_handlers wires them, and the users known as QCSAuthenticator.add_user makes them known.
-    It has no QCS session to revoke."""
+    QCSAuthenticator.get_handlers wires them, and the users known (and forgotten) as QCSAuthenticator.add_user
+    (delete_user) makes them known (forgets them). It has no QCS session to revoke."""
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), *admin_handlers(self)]
@@ -36,6 +36,10 @@ class AdminPageAuthenticator(MockPAMAuthenticator):
     def add_user(self, user):
         metrics.know_user(user.name)
         return super().add_user(user)
+
+    def delete_user(self, user):
+        metrics.forget_user(user.name)  # as QCSAuthenticator.delete_user: a deleted user is no longer counted
+        return super().delete_user(user)
 
 
 class HubInThread:
