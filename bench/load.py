@@ -14,6 +14,10 @@ the same on both Hubs, would dilute what the refreshes cost): for each phase the
 the QCS Hub's lag ÷ the plain Hub's, each with a 90 % bootstrap interval. The figure is the largest of these four
 ratios; each must be <= the goal.
 
+``--profile`` runs both Hubs under cProfile (their event-loop thread, from start to exit; the lag figures of such a
+run are inflated alike) and reports each Hub's functions with the most own time, and the QCS Hub's extra: where a
+lag ratio over the goal comes from.
+
 Errors (per Hub; any error of either Hub fails the figure, since a Hub that drops work is not comparable):
 a login that failed; a request not answered 200; a refresh that failed at the IdP; a refresh that never
 happened (the user's access token in auth_state is the same after the request as before it).
@@ -24,10 +28,12 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import http.client
+import pstats
 import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -151,6 +157,45 @@ class Side:
                 self.note(f"refresh of {name} never happened (same access token before and after its request)")
 
 
+#: Hub config (``--profile``): profile the Hub's main thread from here on, written out when the process exits.
+PROFILE_HUB = """
+import atexit as _atexit, cProfile as _cProfile
+_bench_profile = _cProfile.Profile()
+_bench_profile.enable()
+_atexit.register(_bench_profile.dump_stats, {path!r})
+"""
+
+
+def hub_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """The functions with the most own time in one Hub's profile, with their callers' names."""
+    if not path.exists():
+        return {"error": f"no profile written at {path.name} (the Hub did not exit cleanly)"}
+    stats = pstats.Stats(str(path))
+    rows = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    return {
+        "total_own_s": round(total, 2),
+        "by_own_time": [
+            {
+                "function": f"{Path(filename).name}:{line}({func})",
+                "where": filename.split("site-packages/")[-1] if "site-packages/" in filename else Path(filename).name,
+                "calls": calls,
+                "own_s": round(own, 3),
+                "cum_s": round(cum, 3),
+            }
+            for (filename, line, func), (_cc, calls, own, cum, _callers) in rows
+        ],
+        "qcs_jupyter_by_cumulative": [
+            {"function": f"{Path(k[0]).name}:{k[1]}({k[2]})", "calls": v[1], "cum_s": round(v[3], 3)}
+            for k, v in sorted(
+                ((k, v) for k, v in stats.stats.items() if "qcs_jupyter" in k[0]),  # type: ignore[attr-defined]
+                key=lambda kv: kv[1][3],
+                reverse=True,
+            )[:top]
+        ],
+    }
+
+
 def ratio_of_percentiles(
     a: list[float], b: list[float], q: float, resamples: int = 2000, confidence: float = 0.9
 ) -> dict[str, float | int]:
@@ -180,9 +225,23 @@ def run(opts: Options) -> Figure:
         make_idp(opts.workdir / "idp-qcs", ports[:1], **idp_options) as qcs_idp,
         make_idp(opts.workdir / "idp-generic", ports[1:], **idp_options) as generic_idp,
     ):
-        qcs = LocalHub(opts.workdir / "qcs", qcs_idp, port=ports[0], client_id=CLIENT_ID, auth_refresh_age=1)
+        profiles = {label: opts.workdir / f"{label}-hub.prof" for label in LABELS}
+        extra = {label: PROFILE_HUB.format(path=str(profiles[label])) if opts.profile else "" for label in LABELS}
+        qcs = LocalHub(
+            opts.workdir / "qcs",
+            qcs_idp,
+            port=ports[0],
+            client_id=CLIENT_ID,
+            auth_refresh_age=1,
+            extra_config=extra["qcs"],
+        )
         base = BaselineHub(
-            opts.workdir / "generic", generic_idp, port=ports[1], client_id=CLIENT_ID, auth_refresh_age=1
+            opts.workdir / "generic",
+            generic_idp,
+            port=ports[1],
+            client_id=CLIENT_ID,
+            auth_refresh_age=1,
+            extra_config=extra["generic"],
         )
         with qcs, base:
             sides = {"qcs": Side("qcs", qcs, users), "generic": Side("generic", base, users)}
@@ -269,6 +328,9 @@ def run(opts: Options) -> Figure:
         else None,
         "probe": f"GET /hub/api/ on the loaded Hub's own port every {SAMPLE_EVERY_S * 1000:.0f} ms, keep-alive",
     }
+    if opts.profile:
+        details["profile"] = {label: hub_profile(profiles[label]) for label in LABELS}
+        details["profiled"] = "both Hubs ran under cProfile: their lag is inflated alike"
     for label in LABELS:
         side = sides[label]
         details[label] = {
