@@ -688,7 +688,9 @@ class QCSAuthenticator(GenericOAuthenticator):
             timeout=self.refresh_timeout,
         )
         try:
-            response = await self.http_client.fetch(request)
+            # The whole call is bounded, waiting in the HTTP client's queue included: with an IdP that holds
+            # connections open, requests queue behind the ones it holds, and tornado's timeouts start again there.
+            response = await asyncio.wait_for(self.http_client.fetch(request), self.refresh_timeout)
         except HTTPClientError as e:
             body = _json_or_empty(e.response.body if e.response is not None else b"")
             error = body.get("error") or f"HTTP {e.code}"

@@ -338,6 +338,40 @@ async def test_spawns_and_stops_note_servers_and_bound_the_session():
 
 
 @pytest.mark.asyncio
+async def test_refreshes_queued_behind_a_silent_idp_end_within_refresh_timeout():
+    """An IdP that takes connections and never answers: tornado's client sends 10 requests at a time and queues
+    the rest, whose timeouts would start only when they leave the queue. Every refresh (20 users at once) still
+    ends within refresh_timeout of being asked, keeping the tokens it has."""
+    import socket
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        a = QCSAuthenticator(issuer=ISSUER, client_id="c", refresh_timeout=1.0)
+        a._discovery_task.cancel()
+        a._discovery = DISCOVERY
+        a.token_url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1/token"
+        a.http_client = AsyncHTTPClient(force_instance=True)  # tornado's default: 10 connections at a time
+        users = [FakeUser(name=f"u{i}", state=stale_state()) for i in range(20)]
+
+        async def timed(user):
+            started = time.monotonic()
+            result = await a.ensure_fresh(user)
+            return time.monotonic() - started, result
+
+        results = await asyncio.gather(*(timed(u) for u in users))
+    finally:
+        listener.close()
+    slowest = max(elapsed for elapsed, _ in results)
+    assert slowest < 1.6, f"a refresh waited {slowest:.1f} s (refresh_timeout 1 s)"
+    assert all(r.error and r.auth_state["access_token"] for _, r in results)
+    assert {u.state["qcs"]["last_refresh_outcome"] for u in users} == {"timeout"}
+
+
+@pytest.mark.asyncio
 async def test_a_slow_idp_times_out_after_refresh_timeout():
     """A token endpoint that does not answer in time: the refresh gives up after ``refresh_timeout``, keeps the
     tokens, reports ``timeout`` and backs off (real HTTP on loopback, tornado's own client)."""
