@@ -127,7 +127,10 @@ c.Spawner.environment["JUPYTER_PATH"] = {str(kernels)!r}
         # The kernel's start came before the pull had finished (the Hub held its answer back) and waited for it.
         log = hub.log_text()[log_offset:]
         assert "a kernel start waits for the first QCS credentials from JupyterHub" in log
-        assert HUB_DELAY * 0.8 < answered < HUB_DELAY + 30
+        # (No lower bound on ``answered``: the server may send its pull before this test sees the port open, so
+        # under load the Hub's held-back answer can arrive less than HUB_DELAY after "listened". The kernel reading
+        # this start's token, and the log line above, show the wait.)
+        assert answered < HUB_DELAY + 30
         session_kernels = requests.get(f"{base}/api/kernels", headers=auth, timeout=30).json()
         for k in session_kernels:
             requests.delete(f"{base}/api/kernels/{k['id']}", headers=auth, timeout=30)
