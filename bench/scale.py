@@ -21,7 +21,8 @@ interleaved, and each measure is the median over rounds:
   with the same server tokens, what a plain server calls);
 - ``/hub/metrics``: median of 40 scrapes after the rebuild — QCS ÷ plain, goal ≤ 1.2;
 - the admin JSON (``/hub/api/qcs/users``, a page of 50: default order, then sorted by last pull at offset N/2,
-  then filtered by state) — median ≤ 50 ms; the admin HTML page — median ≤ 150 ms;
+  then filtered by state) — median ≤ 50 ms. The admin HTML page (goal ≤ 150 ms) is not measured yet: it takes
+  only a browser's login cookie, and a token is answered with the login page;
 - M servers pulling at once (a pull each, 200 connections) right after the QCS Hub started: every pull
   answered 200; median and p99 reported.
 
@@ -54,7 +55,7 @@ from .common import Figure, Goal, Options, percentile
 
 GOAL = Goal("==", 0)
 ROUNDS = 2
-PAGE_GOAL_MS, HTML_GOAL_MS, STALL_GOAL_MS = 50.0, 150.0, 50.0
+PAGE_GOAL_MS, STALL_GOAL_MS = 50.0, 50.0
 START_GOAL, MEMORY_GOAL, METRICS_GOAL = 1.05, 1.1, 1.2
 ADMIN_TOKEN = "bench-admin-token-" + "a" * 32
 CLIENT_ID = "qcs-bench"
@@ -438,7 +439,9 @@ def one_round(opts: Options, side: str, database: Path, key: bytes, idp: _Respon
                 "sorted_middle": _median_ms(hub, f"/api/qcs/users?sort=last_pull&offset={n // 2}", 20),
                 "filtered": _median_ms(hub, "/api/qcs/users?state=warning", 20),
             }
-            out["admin_html_ms"] = _median_ms(hub, "/qcs/admin", 10)
+            # The HTML page takes only a browser's login cookie (a token gets the login page), which this bench
+            # does not make yet: not measured, and said so, rather than timing the login page.
+            out["admin_html_ms"] = None
         calls = list(tokens.items())[:1000]
         failures = 0
         for name, token in calls:
@@ -496,7 +499,6 @@ def run(opts: Options) -> Figure:
             "<=",
             PAGE_GOAL_MS,
         ),
-        "admin_html_ms": (med("qcs", "admin_html_ms"), "<=", HTML_GOAL_MS),
         "pulls_failed": (max(r["pulls"]["failed"] for r in rounds["qcs"]), "==", 0),
     }
     missed = [name for name, (value, op, target) in measures.items() if not Goal(op, target).met(value)]
