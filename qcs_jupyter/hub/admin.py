@@ -58,15 +58,6 @@ STATE_LABELS = {
     "signed_out": "signed out",
     "never": "not signed in with QCS",
 }
-#: Columns one can sort by (``sort=NAME``, or ``sort=-NAME`` for descending, as JupyterHub's users API).
-SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "status": lambda row: STATES.index(row["status"]),
-    "name": lambda row: row["name"].lower(),
-    "access_expires": lambda row: row["access_token_expires_at_epoch"],
-    "refresh_age": lambda row: row["refresh_token_age_days"],
-    "last_refresh": lambda row: row["last_refresh_at_epoch"],
-    "last_pull": lambda row: row["last_pull_at_epoch"],
-}
 MAX_REASON = 200
 PAGE_LIMIT, MAX_PAGE_LIMIT = 50, 500
 TRANSIENT_OUTCOMES = {"unreachable": "the identity provider could not be reached", "timeout": "it timed out"}
@@ -164,10 +155,8 @@ def user_row(
                 "last_pull_at": _iso(pulled),
                 "last_pull": relative(pulled, now) if pulled is not None else "never",
                 "running": bool((running or {}).get(server_name, False)),
-                "last_pull_at_epoch": pulled,
             }
         )
-    pulls = [s["last_pull_at_epoch"] for s in servers if s["last_pull_at_epoch"] is not None]
     return {
         "name": name,
         "status": status,
@@ -186,10 +175,6 @@ def user_row(
         "last_refresh_outcome": outcome,
         "logged_out_at": _iso(logged_out),
         "servers": servers,
-        # sort keys, not part of the JSON
-        "access_token_expires_at_epoch": access_expires,
-        "last_refresh_at_epoch": last_refresh,
-        "last_pull_at_epoch": max(pulls) if pulls else None,
     }
 
 
@@ -198,12 +183,10 @@ def _no_refresh(signed_in: bool) -> str:
 
 
 def public_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row as the JSON API returns it (no display strings or sort helpers)."""
+    """A row as the JSON API returns it (no display strings)."""
     hidden = {"status_label", "access_token_expires", "last_refresh"}
-    out = {k: v for k, v in row.items() if k not in hidden and not k.endswith("_epoch")}
-    out["servers"] = [
-        {k: v for k, v in s.items() if k != "last_pull" and not k.endswith("_epoch")} for s in row["servers"]
-    ]
+    out = {k: v for k, v in row.items() if k not in hidden}
+    out["servers"] = [{k: v for k, v in s.items() if k != "last_pull"} for s in row["servers"]]
     return out
 
 
@@ -212,21 +195,14 @@ def parse_sort(value: str | None) -> tuple[str, bool]:
     value = (value or "status").strip()
     descending = value.startswith("-")
     key = value.lstrip("-")
-    if key not in SORT_KEYS:
-        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)} (prefix '-' for descending), not {value!r}")
+    if key not in SORT_COLUMNS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_COLUMNS)} (prefix '-' for descending), not {value!r}")
     return key, descending
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str = "status", descending: bool = False) -> list[dict[str, Any]]:
-    """Sort by ``key`` (missing values last either way), then by name; ``status`` puts problems first."""
-    get = SORT_KEYS[key]
-    rows = sorted(rows, key=SORT_KEYS["name"])
-    present = [r for r in rows if get(r) is not None]
-    missing = [r for r in rows if get(r) is None]
-    return sorted(present, key=get, reverse=descending) + missing
-
-
-#: The value each sort key reads from what is kept in memory of a user (health, page status), None = missing.
+#: Columns one can sort by (``sort=NAME``, or ``sort=-NAME`` for descending, as JupyterHub's users API), and
+#: the value each reads from what is kept in memory of a user (health, page status); None = missing. ``name`` sorts
+#: by the name itself.
 SORT_FIELDS: dict[str, Callable[[metrics.Health, str, float], Any]] = {
     "status": lambda health, status, now: STATES.index(status),
     "access_expires": lambda health, status, now: health.access_expires_at,
@@ -236,6 +212,7 @@ SORT_FIELDS: dict[str, Callable[[metrics.Health, str, float], Any]] = {
     "last_refresh": lambda health, status, now: health.last_refresh_at,
     "last_pull": lambda health, status, now: health.last_pull_at,
 }
+SORT_COLUMNS = ("status", "name", *[key for key in SORT_FIELDS if key != "status"])
 
 
 def sort_names(
@@ -245,8 +222,8 @@ def sort_names(
     known: Callable[[str], tuple[metrics.Health, str]],
     now: float,
 ) -> list[str]:
-    """``names`` in the order ``sort_rows`` gives their rows (by ``key``, missing values last, then by name),
-    from what is kept in memory: no row is built for users off the page."""
+    """``names`` sorted by ``key`` (missing values last either way, then by name; ``status`` puts problems
+    first), from what is kept in memory: no row is built for users off the page."""
     by_name = sorted(names, key=str.lower)
     if key == "name":
         return by_name[::-1] if descending else by_name
@@ -270,13 +247,6 @@ def parse_page(offset: str | None, limit: str | None, state: str | None) -> tupl
     if state is not None and state not in STATES:
         raise ValueError(f"state must be one of {', '.join(STATES)}, not {state!r}")
     return first, size, state
-
-
-def summarize(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts = dict.fromkeys(STATES, 0)
-    for row in rows:
-        counts[row["status"]] += 1
-    return {"users": len(rows), **counts}
 
 
 # --- handlers ---------------------------------------------------------------------------------------------
