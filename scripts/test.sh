@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up and run every check: Python and TypeScript lint/format, labextension unit tests, the whole pytest
-# suite (unit, server, end-to-end with a real IdP, hub and browser; the 15 slowest tests listed), the unit tests
-# once more in random order (pytest-randomly; the seed is printed), then the unit tests (no e2e) again on Python
-# 3.10, the oldest supported. Extra arguments go to the pytest runs (the random-order run belongs to the full run
-# only). Each stage says how long it took, and a summary of the times ends the run, also a failed one.
+# suite in two runs (the unit tests in random order, pytest-randomly, the seed printed; then the end-to-end tests
+# with a real IdP, hub and browser, in file order; each run lists its 15 slowest tests), the Hub, server and
+# credentials tests at every dependency floor, then the unit tests (no e2e) again on Python 3.10, the oldest
+# supported. Extra arguments go to the pytest runs: the suite is then one run, in file order, of what they select.
+# Each stage says how long it took, and a summary of the times ends the run, also a failed one.
 #
 # Python 3.10 comes from $PYTHON310, else pyenv's newest 3.10.x, else python3.10 on PATH. Without one the run
 # fails in CI (CI=true) and is skipped with a warning elsewhere. A pytest run that selects no test (exit 5) fails.
@@ -45,18 +46,22 @@ stage "ruff"
 stage "labextension: eslint, prettier, typecheck, jest"
 (cd labextension && ../.venv/bin/jlpm lint:check && ../.venv/bin/jlpm typecheck && ../.venv/bin/jlpm test --silent)
 stage "docs"; bash scripts/docs.sh  # the documentation site: warnings are errors, internal links and anchors checked
-stage "pytest"
-.venv/bin/python -m pytest --durations=15 "$@"
+if [ $# -eq 0 ]; then
+  # The two runs together are the whole suite: the unit tests are everything outside tests/e2e not marked e2e,
+  # the end-to-end tests everything marked e2e (tests/e2e/conftest.py marks all of tests/e2e).
+  # No unit test may depend on the order of the others. The seed is in the output ("Using --randomly-seed=N"):
+  # .venv/bin/python -m pytest -p randomly --randomly-seed=N -m "not e2e" --ignore=tests/e2e tests reruns that order.
+  stage "pytest: unit tests in random order"
+  .venv/bin/python -m pytest -p randomly -m "not e2e" --ignore=tests/e2e --durations=15 tests
+  stage "pytest: end-to-end tests"
+  .venv/bin/python -m pytest -m e2e --durations=15 tests
+else
+  stage "pytest"
+  .venv/bin/python -m pytest --durations=15 "$@"
+fi
 
 stage "pytest: Hub, server and credentials at every dependency floor"
 bash scripts/test-lowest.sh
-
-if [ $# -eq 0 ]; then
-  # No test may depend on the order of the others. The seed is in the output ("Using --randomly-seed=N"):
-  # .venv/bin/python -m pytest -p randomly --randomly-seed=N -m "not e2e" --ignore=tests/e2e tests reruns that order.
-  stage "pytest: unit tests in random order"
-  .venv/bin/python -m pytest -p randomly -m "not e2e" --ignore=tests/e2e -q tests
-fi
 
 stage "Python 3.10: unit tests"
 find_python310() {
