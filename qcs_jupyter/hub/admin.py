@@ -25,10 +25,11 @@ No token value is ever shown or returned: only times, ages, outcomes and server 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from urllib.parse import urlencode
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
 from jupyterhub import orm
 from jupyterhub.apihandlers.base import APIHandler
-from jupyterhub.crypto import decrypt
+from jupyterhub.crypto import CryptKeeper
 from jupyterhub.handlers.base import BaseHandler
 from jupyterhub.scopes import needs_scope
 from tornado import web
@@ -472,25 +473,39 @@ def admin_handlers(authenticator: Any) -> list[tuple[str, type]]:
     ]
 
 
-class _StoredAuthState:
-    """A user's encrypted auth_state as a row of the database holds it, read without a JupyterHub ``User``."""
+def _classify_stored(
+    rows: list[tuple[str, bytes | None]], max_age_days: float, warning_days: float
+) -> list[tuple[str, metrics.Health]]:
+    """In a worker thread: decrypt a batch of stored auth_states (as ``jupyterhub.crypto.decrypt`` does) and keep
+    only each user's health. A state that cannot be decrypted (a key that changed, encryption unavailable) counts
+    as none: JupyterHub logs it when it reads it."""
+    keeper = CryptKeeper.instance()
+    try:
+        keeper.check_available()
+    except Exception:
+        usable = False
+    else:
+        usable = True
+    out = []
+    for name, encrypted in rows:
+        state = None
+        if encrypted is not None and usable:
+            try:
+                state = json.loads(keeper.fernet.decrypt(encrypted).decode("utf8"))
+            except Exception:
+                state = None
+        out.append((name, metrics.classify(state, max_age_days=max_age_days, warning_days=warning_days)))
+    return out
 
-    __slots__ = ("encrypted", "name")
 
-    def __init__(self, name: str, encrypted: bytes | None) -> None:
-        self.name, self.encrypted = name, encrypted
-
-    async def get_auth_state(self) -> Any:
-        if self.encrypted is None:
-            return None
-        try:
-            return await decrypt(self.encrypted)
-        except Exception:  # a key that changed, or encryption unavailable: JupyterHub logs it when it reads it
-            return None
-
-
-def stored_auth_states(db: Any, batch: int = 64) -> Iterator[_StoredAuthState]:
-    """Every user's name and encrypted auth_state, ``batch`` rows per query (no ORM objects, no ``User``)."""
+async def stored_health(
+    db: Any, *, max_age_days: float, warning_days: float, batch: int = 64
+) -> AsyncIterator[list[tuple[str, metrics.Health]]]:
+    """Every user's health from the database, ``batch`` rows per query (names and encrypted auth_state only: no
+    ORM objects, no ``User``), each batch decrypted and classified in one job of JupyterHub's encryption thread
+    pool: the event loop runs one small query per batch and nothing else."""
+    loop = asyncio.get_running_loop()
+    executor = CryptKeeper.instance().executor
     last = 0
     while True:
         rows = (
@@ -502,9 +517,10 @@ def stored_auth_states(db: Any, batch: int = 64) -> Iterator[_StoredAuthState]:
         )
         if not rows:
             return
-        for user_id, name, encrypted in rows:
-            last = user_id
-            yield _StoredAuthState(name, encrypted)
+        last = rows[-1][0]
+        pairs = [(name, encrypted) for _, name, encrypted in rows]
+        del rows
+        yield await loop.run_in_executor(executor, _classify_stored, pairs, max_age_days, warning_days)
 
 
 async def rebuilt(authenticator: Any) -> None:
@@ -527,9 +543,8 @@ def _start_rebuild(authenticator: Any) -> asyncio.Task | None:
         try:
             max_age, warning = _limits(authenticator)
             started = time.monotonic()
-            count = await metrics.rebuild_from_users(
-                stored_auth_states(app.db), max_age_days=max_age, warning_days=warning
-            )
+            authenticator.log.info("QCS: rebuilding every user's token health from their auth_state")
+            count = await metrics.METRICS.rebuild(stored_health(app.db, max_age_days=max_age, warning_days=warning))
             authenticator.log.info(
                 "QCS: token health of %d users rebuilt from their auth_state in %.1f s",
                 count,
@@ -580,6 +595,15 @@ def schedule_rebuild(authenticator: Any, *, poll: float = 1.0, limit: float = 60
             if time.monotonic() > deadline:
                 return
             await asyncio.sleep(poll)
+        if getattr(authenticator, "freeze_startup_objects", False):
+            # JupyterHub's startup heap (every user's row, role and spawner) stays as long as the Hub: a full
+            # collection that walks it again and again stalls the event loop for as long (see the option's help).
+            gc.freeze()
+            authenticator.log.info(
+                "QCS: %d objects of the Hub's startup frozen out of the garbage collector's generations "
+                "(c.QCSAuthenticator.freeze_startup_objects)",
+                gc.get_freeze_count(),
+            )
         if not metrics.METRICS.rebuilt and authenticator not in _rebuild_tasks:
             _start_rebuild(authenticator)
 

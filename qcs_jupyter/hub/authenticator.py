@@ -243,6 +243,16 @@ class QCSAuthenticator(GenericOAuthenticator):
         help="Warn (status, admin page, metrics) when the refresh token is within this many days of its lifetime.",
     )
 
+    freeze_startup_objects = Bool(
+        True,
+        config=True,
+        help="""Once the Hub serves, move every object its startup made out of the generations of Python's cyclic
+        garbage collector (gc.freeze()), before the token-health gauges are rebuilt. With thousands of users, each full
+        collection otherwise walks the whole startup heap (a few hundred ms on a 10,000-user Hub, the event loop
+        stalled meanwhile); frozen objects are still freed when unreferenced, only a reference cycle among them is
+        never collected. False: leave the collector alone.""",
+    )
+
     session_token_lifetime = Float(
         20 * 3600.0,
         config=True,

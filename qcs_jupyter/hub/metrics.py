@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,6 +170,8 @@ class QCSMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY, namespace: str = METRICS_PREFIX) -> None:
         self._users: dict[str, Health] = {}
         self.rebuilt = False
+        #: While a rebuild runs: the users an event observed since it started (the rebuild leaves them be).
+        self._observed: set[str] | None = None
         # Counts per state, valid until a user changes or the clock crosses someone's next threshold: a scrape
         # of an idle Hub does not walk every user.
         self._counts: tuple[dict[str, int], float, float] | None = None  # (counts, computed at, valid until)
@@ -269,12 +271,12 @@ class QCSMetrics:
     ) -> None:
         """Record a user's health from their (new) auth_state; call it after every save of it."""
         self._users[username] = classify(auth_state, max_age_days=max_age_days, warning_days=warning_days)
-        self._counts = None
+        self._changed(username)
 
     def user_health(self, username: str, *, warning: bool = False, relogin: bool = False) -> None:
         """Record a user's health as decided by the caller (a user with no problem: both False)."""
         self._users[username] = Health(relogin=relogin, warning=warning, signed_in=True)
-        self._counts = None
+        self._changed(username)
 
     def reset(self) -> None:
         """Forget every user (a new Hub in this process, e.g. in tests)."""
@@ -291,7 +293,12 @@ class QCSMetrics:
     def forget_user(self, username: str) -> None:
         """Stop counting a user (deleted from the Hub)."""
         self._users.pop(username, None)
+        self._changed(username)
+
+    def _changed(self, username: str) -> None:
         self._counts = None
+        if self._observed is not None:
+            self._observed.add(username)
 
     def health(self, username: str) -> Health | None:
         """What is known of a user, or None."""
@@ -333,30 +340,48 @@ class QCSMetrics:
     ) -> int:
         """Rebuild the per-user health from each user's auth_state (after a Hub restart); returns the count.
 
-        ``users``: objects with a ``name`` and an async ``get_auth_state()`` (JupyterHub ``User`` objects, or rows
-        of the database). They are read ``batch`` at a time, yielding to the event loop between batches, so a Hub
-        of many users keeps answering while it rebuilds. Users observed meanwhile by an event keep that newer value.
+        ``users``: objects with a ``name`` and an async ``get_auth_state()`` (JupyterHub ``User`` objects), read
+        ``batch`` at a time (see ``rebuild``). The Hub itself uses ``admin.stored_health``, which decrypts a batch
+        in one job of a worker thread.
         """
-        count = 0
-        chunk: list[Any] = []
 
-        async def read(chunk: list[Any]) -> None:
-            before = [self._users.get(user.name) for user in chunk]
+        async def batches() -> AsyncIterator[list[tuple[str, Health]]]:
+            chunk: list[Any] = []
+            for user in users:
+                chunk.append(user)
+                if len(chunk) >= batch:
+                    yield await read(chunk)
+                    chunk = []
+            if chunk:
+                yield await read(chunk)
+
+        async def read(chunk: list[Any]) -> list[tuple[str, Health]]:
             states = await asyncio.gather(*(user.get_auth_state() for user in chunk))
-            for user, state, seen in zip(chunk, states, before, strict=True):
-                if self._users.get(user.name) is seen:  # not observed while we were reading
-                    self._users[user.name] = classify(state, max_age_days=max_age_days, warning_days=warning_days)
-            self._counts = None
-            await asyncio.sleep(0)
+            return [
+                (user.name, classify(state, max_age_days=max_age_days, warning_days=warning_days))
+                for user, state in zip(chunk, states, strict=True)
+            ]
 
-        for user in users:
-            chunk.append(user)
-            count += 1
-            if len(chunk) >= batch:
-                await read(chunk)
-                chunk = []
-        if chunk:
-            await read(chunk)
+        return await self.rebuild(batches())
+
+    async def rebuild(self, batches: AsyncIterable[Iterable[tuple[str, Health]]]) -> int:
+        """Take every user's health from ``batches`` of (name, health); returns the count.
+
+        Yields to the event loop after each batch, so a Hub of many users keeps answering while it rebuilds. A user
+        observed meanwhile by an event (a login, a refresh, a deletion) keeps what that event said.
+        """
+        self._observed = set()
+        count = 0
+        try:
+            async for pairs in batches:
+                for name, health in pairs:
+                    count += 1
+                    if name not in self._observed:
+                        self._users[name] = health
+                self._counts = None
+                await asyncio.sleep(0)
+        finally:
+            self._observed = None
         self.rebuilt = True
         return count
 

@@ -7,8 +7,12 @@ that really ends a session runs end to end in ``tests/e2e/test_operators.py``.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -16,7 +20,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from qcs_jupyter.hub import metrics
+from qcs_jupyter.hub import admin, metrics
 from qcs_jupyter.hub.admin import parse_sort, public_row, sort_names, user_row
 from qcs_jupyter.hub.metrics import DAY
 
@@ -311,3 +315,82 @@ def test_a_state_changed_around_the_authenticator_is_listed_as_stored(hub):
         assert rows.index(("zoe", "relogin")) < first_ok  # problems first, zoe among them
     finally:
         requests.delete(f"{hub.url}hub/api/users/zoe", headers={"Authorization": f"token {token}"}, timeout=30)
+
+
+def test_stored_health_reads_every_user_in_batches_off_the_event_loop(tmp_path):
+    """The rebuild after a restart: every user's health from the database, a batch per query, decrypted and
+    classified in JupyterHub's encryption thread pool; a state that cannot be decrypted counts as none."""
+    from jupyterhub import orm
+    from jupyterhub.crypto import CryptKeeper
+
+    keeper = CryptKeeper.instance()
+    saved = keeper.keys
+    keeper.keys = [os.urandom(32)]
+    try:
+        db = orm.new_session_factory(f"sqlite:///{tmp_path / 'hub.sqlite'}")()
+        ages = {f"user{i:02d}": i * 10 + 5 for i in range(10)}  # 5 to 95 days: ok, warning, relogin
+        for name, age in ages.items():
+            encrypted = keeper.fernet.encrypt(json.dumps(auth_state(refresh_age_days=age)).encode())
+            db.add(orm.User(name=name, encrypted_auth_state=encrypted))
+        db.add(orm.User(name="none"))
+        db.add(orm.User(name="garbled", encrypted_auth_state=b"not-a-fernet-token"))
+        db.commit()
+
+        async def read() -> list[list[tuple[str, metrics.Health]]]:
+            loop_thread = threading.get_ident()
+            threads = set()
+            classify = admin._classify_stored
+
+            def spy(*args):
+                threads.add(threading.get_ident())
+                return classify(*args)
+
+            admin._classify_stored = spy
+            try:
+                return [b async for b in admin.stored_health(db, max_age_days=90, warning_days=7, batch=4)], (
+                    loop_thread not in threads
+                )
+            finally:
+                admin._classify_stored = classify
+
+        batches, off_loop = asyncio.run(read())
+        assert off_loop
+        assert [len(b) for b in batches] == [4, 4, 4]
+        health = dict(pair for batch in batches for pair in batch)
+        now = time.time()
+        assert {name: health[name].state(now) for name in ages} == {
+            **{f"user{i:02d}": "ok" for i in range(8)},
+            "user08": "warning",
+            "user09": "relogin",
+        }
+        assert health["none"] == metrics.Health() and health["garbled"] == metrics.Health()
+        db.close()
+    finally:
+        keeper.keys = saved
+
+
+class _App:
+    http_server = object()  # the Hub serves
+    db = None
+
+
+class _Authenticator:
+    enable_auth_state = True
+
+    def __init__(self, freeze: bool) -> None:
+        self.parent, self.freeze_startup_objects = _App(), freeze
+        self.log = logging.getLogger("test")
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_startup_heap_is_frozen_once_the_hub_serves_if_configured(monkeypatch, freeze):
+    calls = []
+    monkeypatch.setattr(admin.gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(metrics.METRICS, "rebuilt", True)  # nothing to rebuild here
+
+    async def scenario():
+        admin.schedule_rebuild(_Authenticator(freeze), poll=0.01)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    assert calls == (["freeze"] if freeze else [])

@@ -199,6 +199,28 @@ def test_rebuild_from_users_keeps_what_an_event_observed_meanwhile(fresh):
     assert m.health_states() == {"ok": 2, "warning": 1, "relogin": 0, "signed_out": 0}
 
 
+def test_rebuild_leaves_alone_what_events_said_while_it_ran(fresh):
+    """A user logged in, deleted or judged by an event while the rebuild read the database keeps what the event
+    said, whichever batch of the rebuild carries them; the others take the rebuilt value."""
+    _, m = fresh
+    m.know_user("ada")  # known at startup, never observed: the rebuild's value wins
+
+    async def batches():
+        yield [("ada", classify(state(refresh_age_days=1))), ("bob", classify(state(refresh_age_days=85)))]
+        m.forget_user("cy")  # deleted while the rebuild ran
+        m.user_health("dee", relogin=True)
+        await asyncio.sleep(0)
+        yield [("cy", classify(state(refresh_age_days=1))), ("dee", classify(state(refresh_age_days=1)))]
+
+    assert asyncio.run(m.rebuild(batches())) == 4
+    assert m.rebuilt
+    assert m.health("cy") is None
+    assert m.health("dee").relogin
+    assert m.health_states() == {"ok": 1, "warning": 1, "relogin": 1, "signed_out": 0}
+    m.observe_auth_state("cy", state(refresh_age_days=1))  # after the rebuild events are recorded as before
+    assert m.health_states()["ok"] == 2
+
+
 def test_prefix_follows_jupyterhub_metrics_prefix():
     code = (
         "import json; from prometheus_client import REGISTRY, generate_latest\n"
