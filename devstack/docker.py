@@ -647,16 +647,19 @@ c.DockerSpawner.volumes.update({volumes!r})
         )
 
 
-def main() -> None:
-    """``python -m devstack.docker``: build the user image for the current sources if missing (a set-up step)."""
+def main(argv: list[str] | None = None) -> None:
+    """``python -m devstack.docker``: build the user image for the current sources if missing (a set-up step).
+    ``--base``: only its Debian base image (no project sources, no venv needed: the set-up starts it early)."""
+    base_only = "--base" in (sys.argv[1:] if argv is None else argv)
+    what = "Docker base image" if base_only else "Docker user image"
     reason = unavailable_reason()
     if reason:
-        print(f"note: no Docker user image built: {reason}; the Docker tests will be skipped (and fail in CI)")
+        print(f"note: no {what} built: {reason}; the Docker tests will be skipped (and fail in CI)")
         return
     began = time.monotonic()
     with DockerEngine() as engine:
-        name = build_user_image(engine)
-        print(f"== Docker user image {name} ready in {time.monotonic() - began:.0f} s ({engine.storage_driver})")
+        name = build_base_image(engine) if base_only else build_user_image(engine)
+        print(f"== {what} {name} ready in {time.monotonic() - began:.0f} s ({engine.storage_driver})")
 
 
 if __name__ == "__main__":
