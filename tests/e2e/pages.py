@@ -32,6 +32,22 @@ def open_panel(page, *, keyboard: bool = False):
     return panel
 
 
+def wait_until_restored(page) -> None:
+    """Wait until JupyterLab has restored its layout and filled the main area (the launcher, made once the file
+    browser has restored too, takes the keyboard focus as it opens: late on a busy machine), and the focus moves
+    that follow have run."""
+    page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
+    page.evaluate(
+        """async () => {
+          const app = window.jupyterapp;
+          await app.restored;
+          const until = Date.now() + 30000;
+          while (app.shell.isEmpty('main') && Date.now() < until) await new Promise(r => setTimeout(r, 100));
+          await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        }"""
+    )
+
+
 def set_theme(page, theme: str) -> None:
     """'JupyterLab Light' or 'JupyterLab Dark', through the app's own command; waits for the switch."""
     page.evaluate("theme => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)

@@ -12,7 +12,7 @@ from devstack.localhub import login_with_http
 from .axe import assert_accessible
 from .browser import launch, new_page, sign_in
 from .conftest import stack
-from .pages import ExposedHub, open_panel, set_theme
+from .pages import ExposedHub, open_panel, set_theme, wait_until_restored
 
 ADMIN = "opal"
 
@@ -119,6 +119,7 @@ def focused(page) -> str | None:
 def test_every_action_of_the_panel_works_from_the_keyboard(hub, lab):
     page = lab
     page.reload()  # no answer of QCS shown yet
+    wait_until_restored(page)  # else the launcher, opening late, can take the focus from the panel mid-test
     expect(page.locator(".qcs-jupyter-status-item")).to_have_attribute("data-qcs-state", "ok", timeout=60_000)
     panel = open_panel(page, keyboard=True)  # Enter on the status-bar item opens the panel
     panel.locator(".qcs-jupyter-title").click()  # start inside the panel, then only the keyboard
