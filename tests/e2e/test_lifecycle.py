@@ -103,8 +103,12 @@ c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
         hub.start()
         assert hub.api("GET", "/users/bea")["servers"][""]["ready"]  # the server survived the restart
         assert session.get(f"{hub.url}/hub/api/user", timeout=30).status_code == 200  # still logged in
-        # Wait until the token needs a refresh, then many requests at once: one IdP call.
-        deadline = before["qcs"]["access_token_expires_at"] - 8
+        # Wait until the token needs a refresh, then many requests at once: one IdP call. The token read now, not
+        # the one before the restart: on a busy machine the restart can outlast the refresh margin, and the
+        # request just above (JupyterHub checks the login) has then refreshed already.
+        current = hub.auth_state("bea")
+        assert current["qcs"]["session_id"] == before["qcs"]["session_id"]  # the QCS session outlived the restart
+        deadline = current["qcs"]["access_token_expires_at"] - 8
         time.sleep(max(0.0, deadline - time.time()))
         hub.idp.reset_stats()
         xsrf = session.cookies.get("_xsrf", path="/user/bea/")
@@ -120,7 +124,7 @@ c.ConfigurableHTTPProxy.auth_token = "proxy-token-for-this-test-only"
         stats = hub.idp.stats()
         assert stats["token_requests"].get("refresh_token") == 1 and stats["refresh_failed"] == 0, stats
         after = hub.auth_state("bea")
-        assert after["access_token"] != before["access_token"]
+        assert after["access_token"] != current["access_token"]
         secrets_file = (hub.home("bea") / ".qcs" / "secrets.toml").read_text()
         assert after["access_token"] in secrets_file  # the running server wrote what the restarted Hub refreshed
     # The stack's exit stops what the Hub left running: bea's server and the proxy outlive neither Hub nor test.
