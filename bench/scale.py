@@ -85,6 +85,11 @@ class _Responder(http.server.ThreadingHTTPServer):
     """Answers every request 200: the user servers (JupyterHub checks they are up) and the stand-in IdP."""
 
     daemon_threads = True
+    # One listening socket stands in for every user server: JupyterHub checks all the recorded servers at once at
+    # startup. With socketserver's default backlog of 5, the connections beyond it were dropped by the kernel and
+    # retried on TCP's backoff (1, 2, 4, ... s), so startup measured those retries, not the Hub. Real servers each
+    # listen on their own socket.
+    request_queue_size = 1024
 
     def __init__(self) -> None:
         self.issuer = ""

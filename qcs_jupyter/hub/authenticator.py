@@ -53,6 +53,8 @@ _ENDPOINT_KEYS = {
 TOKEN_KEYS = ("access_token", "refresh_token", "id_token", "token_response")
 
 # Outcomes of an IdP refresh (also metric labels).
+#: What a change given to ``QCSAuthenticator.update_auth_state`` returns when it changed nothing (no write).
+UNCHANGED = object()
 OUTCOME_OK = "ok"
 OUTCOME_REJECTED = "rejected"
 OUTCOME_UNREACHABLE = "unreachable"
@@ -497,7 +499,8 @@ class QCSAuthenticator(GenericOAuthenticator):
         self, user: Any, change: Callable[[dict[str, Any]], Awaitable[Any] | Any]
     ) -> dict[str, Any] | None:
         """Read, change and save a user's auth_state under that user's lock (no lost updates between the
-        refresher, spawns, stops, pulls and logouts). ``change`` edits the dict in place."""
+        refresher, spawns, stops, pulls and logouts). ``change`` edits the dict in place; when it returns
+        ``UNCHANGED`` it changed nothing, and nothing is encrypted or saved."""
         lock = self.state_lock(user.name)
         async with lock:
             state = await user.get_auth_state()
@@ -506,7 +509,9 @@ class QCSAuthenticator(GenericOAuthenticator):
             state.setdefault("qcs", {})
             outcome = change(state)
             if inspect.isawaitable(outcome):
-                await outcome
+                outcome = await outcome
+            if outcome is UNCHANGED:
+                return state
             await user.save_auth_state(state)
             self._observe_health(user.name, state)
             return state
@@ -839,11 +844,16 @@ class QCSAuthenticator(GenericOAuthenticator):
             await inherited
         others = [s for name, s in user.spawners.items() if name != spawner.name and s.active]
 
-        def forget(state: dict[str, Any]) -> None:
+        def forget(state: dict[str, Any]) -> object:
             qcs = state["qcs"]
-            (qcs.get("servers") or {}).pop(spawner.name, None)
+            servers = qcs.get("servers") or {}
+            no_session = not qcs.get("session_id") and "session_refresh_token" not in qcs
+            if spawner.name not in servers and (others or no_session):
+                return UNCHANGED  # nothing of this server or of a session to forget: no write
+            servers.pop(spawner.name, None)
             if not others:
                 session.end(qcs)
+            return None
 
         await self.update_auth_state(user, forget)
 

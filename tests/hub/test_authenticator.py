@@ -338,6 +338,29 @@ async def test_spawns_and_stops_note_servers_and_bound_the_session():
 
 
 @pytest.mark.asyncio
+async def test_a_stop_with_nothing_to_forget_writes_nothing():
+    """A Hub starting finds recorded servers that stopped while it was down: their stop hooks, one per server at
+    once, save nothing when the auth_state holds no record of that server and no session to end."""
+    a = authenticator(FakeIdP())
+    user = FakeUser(state=stale_state())
+    default = SimpleNamespace(name="", api_token="server-token", active=False, _log_name="ada/")
+    named = SimpleNamespace(name="gpu", api_token="other-token", active=True, _log_name="ada/gpu")
+    user.spawners.update({"": default, "gpu": named})
+    before = json.loads(json.dumps(user.state))
+    await a.post_spawn_stop(user, default)  # no record, no session
+    assert user.saves == 0 and user.state == before
+    user.state["qcs"].update(session_id="s1", session_started_at=time.time())
+    await a.post_spawn_stop(user, default)  # a session, but another server still runs: nothing to end
+    assert user.saves == 0 and user.state["qcs"]["session_id"] == "s1"
+    named.active = False
+    await a.post_spawn_stop(user, named)  # the last server: the session ends, although no record was kept
+    assert user.saves == 1 and user.state["qcs"]["session_id"] is None
+    user.state["qcs"]["session_refresh_token"] = "legacy"  # what 0.2 kept: a stop still drops it
+    await a.post_spawn_stop(user, named)
+    assert user.saves == 2 and "session_refresh_token" not in user.state["qcs"]
+
+
+@pytest.mark.asyncio
 async def test_refreshes_queued_behind_a_silent_idp_end_within_refresh_timeout():
     """An IdP that takes connections and never answers: tornado's client sends 10 requests at a time and queues
     the rest, whose timeouts would start only when they leave the queue. Every refresh (20 users at once) still
