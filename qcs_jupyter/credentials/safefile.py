@@ -124,11 +124,74 @@ def check_dir(fd: int, path: Path, *, write: bool, home: Path | None = None) -> 
     st = os.fstat(fd)
     _require_safe(path, st, euid, held=True, write=write)
     try:
-        home_id = _dev_ino(os.stat(home)) if home is not None else None
+        home_st = os.stat(home) if home is not None else None
     except OSError:
-        home_id = None
+        home_st = None
+    home_id = _dev_ino(home_st) if home_st is not None else None
     if _dev_ino(st) == home_id:
         return
+    key = (str(path), str(home), write, euid)
+    passed = _passed_checks.get(key)
+    if passed is not None and passed == _between(st, home_st, passed[2]):
+        return
+    chain = _chain_below_home(path, home)
+    # Taken before the check: a directory swapped meanwhile makes the next call check again.
+    seen = _between(st, home_st, chain) if chain is not None else None
+    _check_above(path, euid, home, home_id, write=write)
+    if seen is not None:
+        if len(_passed_checks) >= _PASSED_CHECKS_KEPT:
+            _passed_checks.clear()
+        _passed_checks[key] = seen
+
+
+#: The directories whose check passed, by (directory, home, write, euid): their identity, their home's and that of
+#: every directory between them (``_between``). While all of those are unchanged the check's outcome is too, and
+#: ``check_dir`` costs one ``lstat`` per directory between instead of resolving the path and checking each again.
+_passed_checks: dict[tuple[str, str, bool, int], tuple] = {}
+_PASSED_CHECKS_KEPT = 64
+
+
+def _chain_below_home(path: Path, home: Path | None) -> tuple[str, ...] | None:
+    """The directories strictly between ``home`` and ``path``, when a passed check of ``path`` may be kept: ``path``
+    is a plain absolute path below ``home`` (no ``..``), and none of them is a symbolic link or writable by its
+    group or others (whether the group has one member depends on the user database, not on the directory)."""
+    if home is None:
+        return None
+    text, top = str(path), str(home)
+    if not (os.path.isabs(text) and os.path.isabs(top)) or ".." in path.parts or ".." in home.parts:
+        return None
+    if os.path.normpath(text) != text or os.path.normpath(top) != top:
+        return None
+    ancestors = _ancestors(text)
+    if top not in ancestors:
+        return None
+    chain = tuple(ancestors[: ancestors.index(top)])
+    for above in chain:
+        try:
+            lst = os.lstat(above)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(lst.st_mode) or lst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+    return chain
+
+
+def _between(st: os.stat_result, home_st: os.stat_result | None, chain: tuple[str, ...]) -> tuple | None:
+    """The identity of the directory, of its home and of each directory in ``chain`` (None if one is gone)."""
+    if home_st is None:
+        return None
+    out = []
+    for above in chain:
+        try:
+            lst = os.lstat(above)
+        except OSError:
+            return None
+        out.append((lst.st_dev, lst.st_ino, lst.st_mode, lst.st_uid, lst.st_gid))
+    return (_dev_ino(st), _dev_ino(home_st), chain, tuple(out))
+
+
+def _check_above(path: Path, euid: int, home: Path | None, home_id: tuple[int, int] | None, *, write: bool) -> None:
+    """``check_dir`` for the directories above ``path``, and the symbolic links on the way."""
     # (Plain strings, not Path objects: this runs on every read of the files.)
     for above in _ancestors(os.path.realpath(path)):
         try:

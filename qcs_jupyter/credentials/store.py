@@ -189,21 +189,33 @@ class CredentialStore:
             snap.errors.append(_path_error(self.paths))
             snap.settings_exists = snap.secrets_exists = True  # unknown: the problem says why
             return snap
-        for which in ("settings", "secrets"):
-            path: Path = getattr(self.paths, which)
-            try:
-                with safefile.open_dir(path.parent, create=False, tighten=False, home=self.paths.home) as dfd:
+        with ExitStack() as stack:
+            # One open (and check) of a directory holding both files; one refused is refused for both.
+            opened: dict[Path, int | CredentialFileError | None] = {}
+            for which in ("settings", "secrets"):
+                path: Path = getattr(self.paths, which)
+                try:
+                    if path.parent not in opened:
+                        try:
+                            opened[path.parent] = stack.enter_context(
+                                safefile.open_dir(path.parent, create=False, tighten=False, home=self.paths.home)
+                            )
+                        except CredentialFileError as e:
+                            opened[path.parent] = e
+                    dfd = opened[path.parent]
+                    if isinstance(dfd, CredentialFileError):
+                        raise dfd
                     fs = safefile.read_file(dfd, path)
                     if which == "secrets" and dfd is not None:
                         snap.metadata = _read_metadata(dfd, path.parent / METADATA_NAME)
-                setattr(snap, f"{which}_exists", fs.text is not None)
-                setattr(snap, f"{which}_mode", fs.mode)
-                if fs.text is not None:
-                    setattr(snap, which, _values(path, fs.text))
-            except CredentialFileError as e:
-                setattr(snap, f"{which}_exists", True)
-                if not any((e.path, e.message) == (seen.path, seen.message) for seen in snap.errors):
-                    snap.errors.append(e)  # one directory holding both files is named once
+                    setattr(snap, f"{which}_exists", fs.text is not None)
+                    setattr(snap, f"{which}_mode", fs.mode)
+                    if fs.text is not None:
+                        setattr(snap, which, _values(path, fs.text, fs.identity))
+                except CredentialFileError as e:
+                    setattr(snap, f"{which}_exists", True)
+                    if not any((e.path, e.message) == (seen.path, seen.message) for seen in snap.errors):
+                        snap.errors.append(e)  # one directory holding both files is named once
         if not self.explicit_profile:
             default = snap.settings.get("default_profile_name")
             snap.profile = default if isinstance(default, str) and default else DEFAULT_PROFILE
@@ -336,14 +348,31 @@ def _parse(path: Path, text: str) -> tomlkit.TOMLDocument:
         ) from e
 
 
-def _values(path: Path, text: str) -> dict[str, Any]:
+def _values(path: Path, text: str, identity: tuple[int, int, int] | None = None) -> dict[str, Any]:
     """The file's values, for reading only: the strict standard parser, many times faster than tomlkit (the status
     reads the files each time they change). A file it refuses goes through ``_parse``, so the error is tomlkit's,
-    worded (and kept free of secrets) as for writing."""
+    worded (and kept free of secrets) as for writing.
+
+    The last values of each path are kept with the file's ``identity`` (inode, mtime, size) and text: a file read
+    again unchanged (the other of the two files changed) is not parsed again. They are shared: read, never change
+    them."""
+    key = str(path)
+    kept = _parsed.get(key)
+    if identity is not None and kept is not None and kept[0] == identity and kept[1] == text:
+        return kept[2]
     try:
-        return tomllib.loads(text)
+        values = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return _parse(path, text).unwrap()
+    if identity is not None:
+        if len(_parsed) >= _PARSED_KEPT and key not in _parsed:
+            _parsed.clear()
+        _parsed[key] = (identity, text, values)
+    return values
+
+
+_parsed: dict[str, tuple[tuple[int, int, int], str, dict[str, Any]]] = {}
+_PARSED_KEPT = 16
 
 
 def _load_for_write(

@@ -195,3 +195,41 @@ def _non_root_cases(tmp_path: Path, nobody: pwd.struct_passwd) -> None:
     assert as_nobody(rootdir, False) == ""
     assert "is owned by root (uid 0) with mode 0755, not by you (nobody, uid" in as_nobody(rootdir, True)
     assert f"is owned by uid {OTHER} with mode 0755, not by you or root (nobody, uid" in as_nobody(theirs, False)
+
+
+def _check(held: Path, home: Path) -> None:
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        check_dir(fd, held, write=False, home=home)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda mid, tmp: mid.chmod(0o777), id="made-writable-by-all"),
+        pytest.param(lambda mid, tmp: os.chown(mid, OTHER, -1), id="given-to-another-user"),
+        pytest.param(
+            lambda mid, tmp: (
+                mid.rename(tmp / "moved"),
+                mkdir(tmp / "elsewhere", 0o777),
+                mkdir(tmp / "elsewhere" / "qcs", 0o700),
+                _symlink(mid, tmp / "elsewhere", OTHER),
+            ),
+            id="swapped-for-another-users-link",
+        ),
+    ],
+)
+def test_a_passed_check_is_made_again_when_a_directory_above_changes(tmp_path, change):
+    """A passed check is kept while every directory between the home and the files is unchanged (the status reads
+    the files on each change): a directory above made unsafe after a passed check is refused on the next one."""
+    home = mkdir(tmp_path / "home", 0o755)
+    mid = mkdir(home / "mid", 0o755)
+    held = mkdir(mid / "qcs", 0o700)
+    _check(held, home)
+    _check(held, home)  # kept: still passes
+    change(mid, tmp_path)
+    with pytest.raises(CredentialFileError) as err:
+        _check(held, home)
+    assert err.value.kind == "unsafe_dir"

@@ -414,3 +414,33 @@ def test_stale_temp_files_removed_under_the_lock_only_ours(qcs_dir, token_respon
     left = {p.name for p in qcs_dir.iterdir()}
     assert not set(ours) & left
     assert {*theirs, ".dir.0123456789ab.tmp"} <= left
+
+
+def test_reads_see_every_change_of_either_file(qcs_dir):
+    """An unchanged file is not parsed again (its values are kept with its inode, time, size and text); a file
+    changed in any of those, even one rewritten in place with the same time and size, is read afresh."""
+    qcs_dir.mkdir(mode=0o700)
+    settings, secrets = qcs_dir / "settings.toml", qcs_dir / "secrets.toml"
+    settings.write_text(USER_SETTINGS)
+    secrets.write_text(USER_SECRETS)
+    secrets.chmod(0o600)
+    first = CredentialStore().read()
+    assert first.secrets["credentials"]["prod"]["token_payload"]["access_token"] == "prod-access"
+    secrets.write_text(USER_SECRETS.replace("prod-access", "next-access"))
+    second = CredentialStore().read()
+    assert second.settings == first.settings and not second.errors
+    assert second.secrets["credentials"]["prod"]["token_payload"]["access_token"] == "next-access"
+    st = os.stat(settings)
+    with open(settings, "r+") as f:  # same inode and size; the time put back
+        f.write(USER_SETTINGS.replace('"prod"', '"test"', 1))
+    os.utime(settings, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert CredentialStore().read().settings["default_profile_name"] == "test"
+
+
+def test_a_refused_directory_is_named_once_for_both_files(qcs_dir):
+    qcs_dir.mkdir(mode=0o700)
+    (qcs_dir / "settings.toml").write_text(USER_SETTINGS)
+    qcs_dir.chmod(0o777)
+    snap = CredentialStore().read()
+    assert snap.settings_exists and snap.secrets_exists
+    assert len(snap.errors) == 1 and snap.errors[0].kind == "unsafe_dir"
