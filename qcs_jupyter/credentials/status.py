@@ -9,6 +9,7 @@ a problem names the key and the kind of problem, never the value found there.
 
 from __future__ import annotations
 
+import functools
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -596,7 +597,12 @@ def _secret_values(snap: StoreSnapshot) -> frozenset[str]:
 
 def _secret_pattern(snap: StoreSnapshot) -> re.Pattern[str] | None:
     values = _secret_values(snap)
-    return re.compile("|".join(re.escape(v) for v in sorted(values))) if values else None
+    return _pattern_of(values) if values else None
+
+
+@functools.lru_cache(maxsize=1)  # the current secrets only: the status is judged again on every change of the files
+def _pattern_of(values: frozenset[str]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(v) for v in sorted(values)))
 
 
 def _without_file_values(status: QCSStatus, snap: StoreSnapshot) -> QCSStatus:
