@@ -3,7 +3,8 @@
 Method. One SQLite database is made directly with JupyterHub's ORM (no logins): N users (10,000; ``--quick``
 1,000), each with an encrypted auth_state as QCSAuthenticator keeps it (an access token valid for an hour, a
 refresh token 0 to 99 days old, a server note); M of them (1,000; quick 100) have a running default server as
-JupyterHub records one: a server row on the port of a local responder (every request answered 200), an API token
+JupyterHub records one: a server row on the port of a local responder (every request answered 200; its listen
+backlog is 1,024, so the Hub's checks of every recorded server at once are not dropped and retried), an API token
 and the server's OAuth client whose secret is that token's hash. Both sides start a real JupyterHub (with
 configurable-http-proxy) on their own copy of that database, with a spawner that reports each recorded server as
 running, and a stand-in IdP on loopback (discovery, a token endpoint that answers every refresh). One side runs
