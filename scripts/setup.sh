@@ -90,16 +90,10 @@ node_packages() {  # dir
   fi
 }
 
-# The unit tests run once more on Python 3.10, the oldest supported (scripts/test.sh), from $PYTHON310, else
+# The unit tests run on Python 3.10 too, the oldest supported (scripts/test.sh), from $PYTHON310, else
 # pyenv's newest 3.10.x, else python3.10 on PATH; without one, no .venv-py310 (test.sh says what that means).
-find_python310() {
-  if [ -n "${PYTHON310:-}" ]; then echo "$PYTHON310"; return; fi
-  local root found
-  root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
-  found=$(ls -d "$root"/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
-  if [ -n "$found" ]; then echo "$found"; return; fi
-  command -v python3.10 || true
-}
+# shellcheck source=scripts/python310.sh
+source scripts/python310.sh
 py310_venv() {
   local python venv=.venv-py310 stamp
   python=$(find_python310)

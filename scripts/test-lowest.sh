@@ -12,13 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-lowest
 
-find_python() {
-  if [ -n "${PYTHON310:-}" ]; then echo "$PYTHON310"; return; fi
-  local root found
-  root=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
-  found=$(ls -d "$root"/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
-  if [ -n "$found" ]; then echo "$found"; return; fi
-  command -v python3.10 || command -v python3
+# shellcheck source=scripts/python310.sh
+source scripts/python310.sh
+find_python() {  # the oldest supported Python when there is one, else python3
+  local found
+  found=$(find_python310)
+  if [ -n "$found" ]; then echo "$found"; else command -v python3; fi
 }
 
 # Writes DIR/constraints.txt (name==floor for every "name>=floor" of [project] dependencies and the hub extra,
