@@ -54,3 +54,21 @@ def set_theme(page, theme: str) -> None:
     light = "true" if theme == "JupyterLab Light" else "false"
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", light, timeout=30_000)
     page.wait_for_timeout(500)  # the theme's CSS variables apply
+
+
+def ask_qcs(page, panel, outcome: str):
+    """Click "Check with QCS" once QCS may be asked again, and wait for its answer."""
+    check = panel.locator("[data-qcs-action=check-qcs]")
+    for _ in range(3):
+        expect(check).not_to_have_attribute("aria-disabled", "true", timeout=15_000)
+        with page.expect_response(lambda r: r.request.method == "POST" and "/qcs-jupyter/check" in r.url) as answer:
+            check.click()
+        if answer.value.status != 429:
+            break
+        # Asked a moment ago (another page of this server): the panel says so, and when to try again.
+        expect(panel.locator("[data-qcs-field=qcs-check-error]")).to_contain_text("try again in")
+        page.wait_for_timeout(1000 * float(answer.value.headers["retry-after"]))
+    assert answer.value.status == 200, answer.value.text()
+    result = panel.locator("[data-qcs-field=qcs-check]")
+    expect(result).to_have_attribute("data-qcs-outcome", outcome)
+    return result

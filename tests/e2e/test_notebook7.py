@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from .browser import fill_idp_form, launch, new_page, sign_in
 from .conftest import stack
-from .pages import ExposedHub, open_panel
+from .pages import ExposedHub, ask_qcs, open_panel
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 USER = "nia"
@@ -40,24 +40,6 @@ def page(hub):
         browser.close()
 
 
-def ask_qcs(page, panel, outcome: str):
-    """Click "Check with QCS" once QCS may be asked again, and wait for its answer."""
-    check = panel.locator("[data-qcs-action=check-qcs]")
-    for _ in range(3):
-        expect(check).not_to_have_attribute("aria-disabled", "true", timeout=15_000)
-        with page.expect_response(lambda r: r.request.method == "POST" and "/qcs-jupyter/check" in r.url) as answer:
-            check.click()
-        if answer.value.status != 429:
-            break
-        # Asked a moment ago (another page of this server): the panel says so, and when to try again.
-        expect(panel.locator("[data-qcs-field=qcs-check-error]")).to_contain_text("try again in")
-        page.wait_for_timeout(1000 * float(answer.value.headers["retry-after"]))
-    assert answer.value.status == 200, answer.value.text()
-    result = panel.locator("[data-qcs-field=qcs-check]")
-    expect(result).to_have_attribute("data-qcs-outcome", outcome)
-    return result
-
-
 def test_tree_shows_the_status_and_its_actions(hub, page):
     item = page.locator("#top-panel .qcs-jupyter-status-item")  # Notebook 7's top area: it has no status bar
     expect(item).to_have_attribute("data-qcs-state", "ok", timeout=60_000)
@@ -71,7 +53,8 @@ def test_tree_shows_the_status_and_its_actions(hub, page):
     )
     # The same actions as in JupyterLab.
     for action in ("restart", "refresh", "check", "check-qcs", "copy-path"):
-        expect(panel.locator(f"[data-qcs-action={action}]").first).to_be_enabled()
+        # (Check with QCS waits out the few seconds since another test of this server asked QCS.)
+        expect(panel.locator(f"[data-qcs-action={action}]").first).to_be_enabled(timeout=15_000)
     commands = page.evaluate(
         "['open', 'restart', 'refresh', 'check-qcs'].map(c => window.jupyterapp.commands.hasCommand('qcs-jupyter:' + c))"
     )
