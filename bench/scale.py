@@ -241,7 +241,22 @@ c.JupyterHub.spawner_class = RunningSpawner
 '''
 
 PROBE = """
-import asyncio as _asyncio, gc as _gc, json as _json, os as _os, time as _time
+import asyncio as _asyncio, gc as _gc, json as _json, os as _os, sys as _sys, threading as _threading
+import time as _time, traceback as _traceback
+
+# Where a stall goes: a thread samples the event loop thread's stack every 5 ms while the loop is over 20 ms late.
+_qcs_bench_tick = [_time.perf_counter(), None]  # the probe's last wake, the loop thread's id
+_qcs_bench_samples = []  # (epoch seconds, ms late so far, the innermost frames as "file:line function")
+
+def _qcs_bench_sampler():
+    while True:
+        _time.sleep(0.005)
+        late = _time.perf_counter() - _qcs_bench_tick[0]
+        frame = _sys._current_frames().get(_qcs_bench_tick[1]) if late > 0.02 else None
+        if frame is not None:
+            stack = [f"{_os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in _traceback.extract_stack(frame)]
+            _qcs_bench_samples.append((round(_time.time(), 3), round(late * 1000, 1), stack[-12:]))
+            del _qcs_bench_samples[:-5000]
 
 _qcs_bench_gc = []  # (epoch seconds at its end, generation, ms) of every collection over 5 ms
 _qcs_bench_gc_began = [0.0]
@@ -259,14 +274,17 @@ _gc.callbacks.append(_qcs_bench_gc_timer)
 async def _qcs_bench_lag_probe(path):
     worst, timeline = 0.0, []
     started = _time.time()
+    _qcs_bench_tick[1] = _threading.get_ident()
+    _threading.Thread(target=_qcs_bench_sampler, daemon=True).start()
     while True:
-        before = _time.perf_counter()
+        before = _qcs_bench_tick[0] = _time.perf_counter()
         await _asyncio.sleep(0.005)
         late = _time.perf_counter() - before - 0.005
         timeline.append((round(_time.time() - started, 3), round(late * 1000, 2)))
         if len(timeline) % 100 == 0:
             with open(path + ".new", "w") as f:
-                _json.dump({"started": started, "timeline": timeline[-20000:], "gc": _qcs_bench_gc[-2000:]}, f)
+                _json.dump({"started": started, "timeline": timeline[-20000:], "gc": _qcs_bench_gc[-2000:],
+                            "samples": _qcs_bench_samples[-5000:]}, f)
             _os.replace(path + ".new", path)  # whole, for the bench reading it
 
 try:
@@ -426,15 +444,25 @@ LAG_PATH = {str(self.workdir / "lag.json")!r}
         time.sleep(1.0)  # the probe writes its timeline every 100 samples
         data = json.loads((self.workdir / "lag.json").read_text())
         begin, end = start_wall - data["started"], end_wall - data["started"]
-        # A sample is logged when the probe wakes: a stall that began in the window ends up to its length later.
-        stalls = [lag for at, lag in data["timeline"] if begin <= at <= end + 0.6]
+        # A sample is logged when the probe wakes, after its 5 ms sleep and the stall: a stall counts when it
+        # began in the window.
+        stalls = [(lag, at) for at, lag in data["timeline"] if begin <= at - lag / 1000 - 0.005 <= end]
         pauses = [(ms, generation) for at, generation, ms in data["gc"] if start_wall <= at <= end_wall + 0.6]
         largest = max(pauses, default=(0.0, None))
+        worst_ms, worst_at = max(stalls, default=(0.0, 0.0))
+        # The stacks sampled during the largest stall: the innermost frame of each, counted.
+        woke = data["started"] + worst_at
+        during: dict[str, int] = {}
+        for at, _late, stack in data.get("samples", []):
+            if woke - worst_ms / 1000 - 0.01 <= at <= woke and stack:
+                key = " < ".join(reversed(stack[-4:]))
+                during[key] = during.get(key, 0) + 1
         return {
-            "max_stall_ms": max(stalls, default=0.0),
+            "max_stall_ms": worst_ms,
             "largest_gc_pause_ms": largest[0],
             "largest_gc_pause_generation": largest[1],
             "gc_pauses_over_5ms": len(pauses),
+            "largest_stall_stacks": sorted(during.items(), key=lambda kv: -kv[1])[:5],
         }
 
 
@@ -521,12 +549,14 @@ def one_round(
             rebuild = hub.lag(began, ended)
             out["rebuild_max_stall_ms"] = rebuild["max_stall_ms"]
             out["rebuild_largest_gc_pause_ms"] = rebuild["largest_gc_pause_ms"]
+            out["rebuild_largest_stall_stacks"] = rebuild["largest_stall_stacks"]
             out["rebuild_gc_pauses_over_5ms"] = rebuild["gc_pauses_over_5ms"]
         # Both sides, from /hub/health answering until every server is initialized: JupyterHub's own work then
         # (checking each recorded server), beside the QCS Hub's rebuild.
         startup = hub.lag(hub.health_wall, hub.ready_wall)
         out["after_health_max_stall_ms"] = startup["max_stall_ms"]
         out["after_health_largest_gc_pause_ms"] = startup["largest_gc_pause_ms"]
+        out["after_health_largest_stall_stacks"] = startup["largest_stall_stacks"]
         out["rss_startup_mb"] = round(hub.rss_mb(), 1)
         if side == "qcs":
             times, failures = asyncio.run(_pull_all(hub, tokens))
