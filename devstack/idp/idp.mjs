@@ -22,6 +22,10 @@ import http from 'node:http';
 import https from 'node:https';
 
 import Provider from 'oidc-provider';
+// oidc-provider's in-memory store (its default adapter) and the LRU it keeps it in: a store of 1,000 entries
+// (the default) forgets the grants of a few hundred users' logins, and their refresh tokens then fail.
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
 
 const log = (...args) => console.error(`[idp ${new Date().toISOString()}]`, ...args);
 
@@ -104,8 +108,11 @@ const clients = (cfg.clients ?? []).map((c) => ({
     ?? (c.client_secret ? 'client_secret_post' : 'none'),
 }));
 
+const store = new LRU({ maxSize: 200000 });
+
 const provider = new Provider(issuer, {
   clients,
+  adapter: (model) => new MemoryAdapter(model, store),
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   scopes: SCOPES,
