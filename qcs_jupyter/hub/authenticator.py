@@ -566,15 +566,17 @@ class QCSAuthenticator(GenericOAuthenticator):
             return Freshness(state, relogin=not state.get("refresh_token"), error=_refused_reason(state))
         flight = self._flights.get(user.name)
         if flight is None:
-            flight = asyncio.ensure_future(self._refresh(user, force, state))
+            flight = asyncio.ensure_future(self._refresh(user, force))
             self._flights[user.name] = flight
             flight.add_done_callback(lambda f, name=user.name: self._flights.pop(name, None))
         return await asyncio.shield(flight)
 
-    async def _refresh(self, user: Any, force: bool, state: dict[str, Any]) -> Freshness:
-        # ``state`` was read by the caller when it made this flight (no other flight of the user runs): not
-        # decrypted again. Whatever changes meanwhile (a logout, a new login) is seen under the user's lock
-        # before anything is saved (``apply``).
+    async def _refresh(self, user: Any, force: bool) -> Freshness:
+        state = await user.get_auth_state()
+        if not state or not state.get("access_token"):
+            return Freshness(state or None, relogin=True, error=_relogin_reason(state))
+        if not self._due(state, force):
+            return Freshness(state)
         refresh_token = state.get("refresh_token")
         if not refresh_token:
             return Freshness(state, relogin=True, error=_refused_reason(state) or "no refresh token; log in again")

@@ -250,6 +250,33 @@ async def test_concurrent_callers_share_one_refresh(rotate):
 
 
 @pytest.mark.asyncio
+async def test_a_caller_that_read_before_a_rotation_never_sends_the_old_token():
+    # One request's read of auth_state (decrypted in a thread) can end after another request's refresh rotated
+    # the tokens. The flight it then starts reads the state again: the rotated-away token is never sent (an IdP
+    # would answer invalid_grant, and might end the whole session as a replayed token).
+    idp = FakeIdP(rotate=True, delay=0.02)
+    a, user = authenticator(idp), FakeUser(state=stale_state())
+    read, gate, first_read = user.get_auth_state, asyncio.Event(), [True]
+
+    async def slow_first_read():
+        snapshot = await read()
+        if first_read.pop() if first_read else False:
+            await gate.wait()  # this caller gets its snapshot only after the other caller's refresh
+        return snapshot
+
+    user.get_auth_state = slow_first_read
+    late = asyncio.ensure_future(a.ensure_fresh(user))
+    await asyncio.sleep(0.001)
+    assert (await a.ensure_fresh(user)).refreshed and idp.count("/v1/token") == 1
+    gate.set()
+    result = await late
+    assert idp.count("/v1/token") == 1
+    assert [form.get("refresh_token") for url, form in idp.calls if url.endswith("/v1/token")] == ["refresh-0"]
+    assert not result.relogin and not result.error
+    assert user.state["refresh_token"] == "refresh-1" and user.state["qcs"]["last_refresh_outcome"] == "ok"
+
+
+@pytest.mark.asyncio
 async def test_rejected_refresh_token_is_dropped_and_never_sent_again():
     idp = FakeIdP(token="rejected", delay=0.02)
     a, user = authenticator(idp), FakeUser(state=stale_state())
