@@ -3,7 +3,7 @@ their access token expired; the same load runs against a plain ``GenericOAuthent
 The figure is the Hub's event-loop lag under that load, QCS Hub ÷ plain Hub; any error fails it. The login
 storm and the refresh storm run ``ROUNDS`` (4) times, 200 new users each round, so that each phase has
 hundreds of lag samples a side (a phase of one round lasts 5–11 s; with one round, the p95 of the refresh
-phase rested on a handful of samples and moved between 0.9 and 1.3 from run to run).
+phase rested on about 130 samples, with an interval of 0.79–1.71).
 
 Two Hubs of the same kind (``LocalHub`` with QCSAuthenticator and ``BaselineHub``), each against its own rotating
 IdP with short-lived access tokens and ``auth_refresh_age=1`` on both, so each request asks the authenticator. Users come

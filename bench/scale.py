@@ -447,7 +447,8 @@ LAG_PATH = {str(self.workdir / "lag.json")!r}
         # A sample is logged when the probe wakes, after its 5 ms sleep and the stall: a stall counts when it
         # began in the window.
         stalls = [(lag, at) for at, lag in data["timeline"] if begin <= at - lag / 1000 - 0.005 <= end]
-        pauses = [(ms, generation) for at, generation, ms in data["gc"] if start_wall <= at <= end_wall + 0.6]
+        # A pause is logged when it ends: like a stall, it counts when it began in the window.
+        pauses = [(ms, generation) for at, generation, ms in data["gc"] if start_wall <= at - ms / 1000 <= end_wall]
         largest = max(pauses, default=(0.0, None))
         worst_ms, worst_at = max(stalls, default=(0.0, 0.0))
         # The stacks sampled during the largest stall: the innermost frame of each, counted.
