@@ -115,24 +115,35 @@ def summary(values: list[float], scale: float = 1.0, digits: int = 2) -> dict[st
     }
 
 
+def bootstrap_interval(
+    resampled: Callable[[random.Random], float], resamples: int = 2000, confidence: float = 0.9
+) -> dict[str, float | int]:
+    """The ``confidence`` interval of a statistic from ``resamples`` draws of ``resampled`` (the statistic of one
+    resampling), with a fixed seed, so a run is reproducible from its numbers."""
+    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
+    values = sorted(resampled(rnd) for _ in range(resamples))
+    tail = (1 - confidence) / 2 * 100
+    return {
+        f"ci{round(confidence * 100)}_low": round(percentile(values, tail), 3),
+        f"ci{round(confidence * 100)}_high": round(percentile(values, 100 - tail), 3),
+        "resamples": resamples,
+    }
+
+
 def ratio_of_medians(
     a: list[float], b: list[float], resamples: int = 2000, confidence: float = 0.9
 ) -> dict[str, float | int]:
-    """median(a) / median(b), with a bootstrap interval (fixed seed, so a run is reproducible from its numbers).
+    """median(a) / median(b), with a bootstrap interval.
 
     The interval is the spread a reader needs to judge a ratio near its goal: a median of 20 noisy spawns moves.
     """
-    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
-    ratios = sorted(
-        statistics.median(rnd.choices(a, k=len(a))) / statistics.median(rnd.choices(b, k=len(b)))
-        for _ in range(resamples)
-    )
-    tail = (1 - confidence) / 2 * 100
+
+    def resampled(rnd: random.Random) -> float:
+        return statistics.median(rnd.choices(a, k=len(a))) / statistics.median(rnd.choices(b, k=len(b)))
+
     return {
         "ratio": round(statistics.median(a) / statistics.median(b), 3),
-        f"ci{round(confidence * 100)}_low": round(percentile(ratios, tail), 3),
-        f"ci{round(confidence * 100)}_high": round(percentile(ratios, 100 - tail), 3),
-        "resamples": resamples,
+        **bootstrap_interval(resampled, resamples, confidence),
     }
 
 
@@ -143,17 +154,12 @@ def median_of_paired_ratios(
 
     For interleaved rounds (A then B, B then A): a pair shares its moment's machine speed, which on a shared
     machine moves by tens of percent between starts a minute apart, so its ratio cancels what the two sides
-    share; resampling whole pairs keeps that. Fixed seed, like ``ratio_of_medians``.
+    share; resampling whole pairs keeps that.
     """
     ratios = [a / b for a, b in pairs]
-    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
-    medians = sorted(statistics.median(rnd.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    tail = (1 - confidence) / 2 * 100
     return {
         "ratio": round(statistics.median(ratios), 3),
-        f"ci{round(confidence * 100)}_low": round(percentile(medians, tail), 3),
-        f"ci{round(confidence * 100)}_high": round(percentile(medians, 100 - tail), 3),
-        "resamples": resamples,
+        **bootstrap_interval(lambda rnd: statistics.median(rnd.choices(ratios, k=len(ratios))), resamples, confidence),
         "pairs": len(ratios),
     }
 

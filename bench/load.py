@@ -44,7 +44,17 @@ import requests
 
 from qcs_jupyter.credentials.tokens import jwt_expiry
 
-from .common import Figure, Goal, Options, Ticker, percentile, ratio_of_medians, sleep_until_epoch, summary
+from .common import (
+    Figure,
+    Goal,
+    Options,
+    Ticker,
+    bootstrap_interval,
+    percentile,
+    ratio_of_medians,
+    sleep_until_epoch,
+    summary,
+)
 from .stacks import CLIENT_ID, BaselineHub, LocalHub, free_port, login_with_http, make_idp
 
 GOAL = Goal("<=", 1.1)
@@ -219,18 +229,16 @@ def hub_profile(path: Path, top: int = 15) -> dict[str, Any]:
 def ratio_of_percentiles(
     a: list[float], b: list[float], q: float, resamples: int = 2000, confidence: float = 0.9
 ) -> dict[str, float | int]:
-    """percentile(a, q) / percentile(b, q), with a bootstrap interval (fixed seed: reproducible from the numbers)."""
-    rnd = random.Random(12345)  # noqa: S311 - resampling, not secrets
-    ratios = sorted(
-        percentile(rnd.choices(a, k=len(a)), q) / percentile(rnd.choices(b, k=len(b)), q) for _ in range(resamples)
-    )
-    tail = (1 - confidence) / 2 * 100
+    """percentile(a, q) / percentile(b, q), with a bootstrap interval."""
+
+    def resampled(rnd: random.Random) -> float:
+        return percentile(rnd.choices(a, k=len(a)), q) / percentile(rnd.choices(b, k=len(b)), q)
+
     return {
         "ratio": round(percentile(a, q) / percentile(b, q), 3),
         "qcs_ms": round(percentile(a, q) * 1000, 2),
         "generic_ms": round(percentile(b, q) * 1000, 2),
-        f"ci{round(confidence * 100)}_low": round(percentile(ratios, tail), 3),
-        f"ci{round(confidence * 100)}_high": round(percentile(ratios, 100 - tail), 3),
+        **bootstrap_interval(resampled, resamples, confidence),
         "samples": min(len(a), len(b)),
     }
 
