@@ -1,11 +1,18 @@
 """P1: a server's time to listening with QCSAuthenticator ÷ the same with plain GenericOAuthenticator.
 
 Two Hubs of the same kind (``LocalHub`` and ``BaselineHub``) against one IdP. One login per Hub, one
-unmeasured warm-up start, then N (40) stop+start cycles per Hub through the admin API, interleaved A,B then B,A
-so that drift (another process on the machine, caches) falls on both alike. Both sides wait the same ``GAP``
-seconds between a stop and the next start (the machine settles alike after each stop); the gap is longer than
-``FORCED_REFRESH_MIN_AGE``, so every QCS start pays the IdP refresh a real restart pays. The plain Hub's servers
-run without the qcs_jupyter server extension.
+unmeasured warm-up start, then N (60) rounds: both Hubs' servers are stopped through the admin API, both sides
+wait ``GAP`` seconds, and both servers are started at the same moment, each pinned to a CPU of its own (the
+two sides swap CPUs every round). The gap is longer than ``FORCED_REFRESH_MIN_AGE``, so every QCS start pays
+the IdP refresh a real restart pays. The plain Hub's servers run without the qcs_jupyter server extension.
+
+Why together: on this shared 2-CPU machine the same start's time and CPU time move by ±30 % from one minute
+to the next (a bare single-user start here: 1.9–3.1 s of CPU, same work, within ten minutes). Starts of a round
+taken one after the other (12 s apart, or 3 s apart in alternating order) gave per-round ratios with a spread
+(standard deviation) of 15 % and more, and a second start in a round ran at another speed than the first, so the
+ratio hung on the order. Started together, the two starts share the machine's state of that moment: the spread
+fell to 6 %. The Hubs, the proxy and the IdP are not pinned; what the QCS Hub adds to a start (its refresh at the
+IdP, a few ms of CPU) can land on either CPU, so a little of it may slow the plain side too.
 
 Judged on the time from the start request until the server logs "Jupyter Server ... is running at" (its
 extensions loaded, about to serve): that is what qcs-jupyter adds to a start. The extension's first pull of
@@ -13,19 +20,16 @@ credentials starts at that moment; whatever reads ``~/.qcs`` first (a kernel, a 
 it, so the time from listening until the server logs that the pull wrote the files is reported beside
 (``first_pull_after_listening_s``: the longest a kernel started at once would wait). So are the Hub's own
 "ready" (polled by the Hub with a randomized backoff, then by us) and the Hub's "took X seconds"; they carry the
-Hub's polling noise. Figure: the median over rounds of the round's QCS start ÷ its plain start (the two starts
-of a round are next to each other in time), with a 90 % bootstrap interval over rounds; the figure also fails
-when the interval's upper end exceeds ``CI_HIGH_MAX`` (the run was too noisy to show the goal is met). Why
-paired: on this shared 2-CPU machine the same start's time and CPU time move by ±30 % from one minute to the
-next (a bare ``jupyter server`` start here: 1.5–2.4 s of CPU, same work), which the two starts of a round
-share; 20 unpaired starts a side gave an interval 0.96–1.11 around a ratio of 1.02. The ratio of the two
-sides' medians is reported beside it (``ratio_of_medians``).
+Hub's polling noise. Figure: the median over rounds of the round's QCS start ÷ its plain start, with a 90 %
+bootstrap interval over rounds; the figure also fails when the interval's upper end exceeds ``CI_HIGH_MAX``
+(the run was too noisy to show the goal is met). The ratio of the two sides' medians is reported beside it
+(``ratio_of_medians``), and every round's pair (``rounds``).
 
-On a machine shared with other work, wall time to listening varies by a second or more between starts, far more
-than the few tens of milliseconds in question. So both sides' servers run through the same small launcher
-(``_CPU_PROBE``: jupyterhub-singleuser, plus one log line) that logs the process's CPU time (user + system, all
-threads) when it starts listening; ``cpu_until_listening`` (ratio of medians, bootstrap interval) says what the
-extension adds to the work of a start, little disturbed by other processes. It is reported, not judged.
+Both sides' servers run through the same small launcher (``_CPU_PROBE``: pin to the round's CPU,
+jupyterhub-singleuser, plus one log line) that logs the process's CPU time (user + system, all threads), its
+full garbage collections (count, seconds) and its number of modules when it starts listening;
+``cpu_until_listening`` (median of paired ratios, bootstrap interval) says what the extension adds to the work
+of a start. It is reported, not judged.
 
 ``extension_imports`` says what the extension imports before the server listens beyond what a single-user
 JupyterLab server imports anyway (a fresh process: ``import qcs_jupyter.server``), and what the first pull
@@ -36,26 +40,40 @@ runs: the place to look when the ratio grows.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 from qcs_jupyter.hub.authenticator import FORCED_REFRESH_MIN_AGE
 
 from .common import REPO, Figure, Goal, Options, clean_env, median_of_paired_ratios, ratio_of_medians, summary
-from .stacks import CLIENT_ID, BaselineHub, LocalHub, free_port, login_with_http, make_idp, start_server, stop_server
+from .stacks import (
+    CLIENT_ID,
+    BaselineHub,
+    LocalHub,
+    free_port,
+    login_with_http,
+    make_idp,
+    start_server,
+    stop_server,
+    wait_until_stopped,
+)
 
 USER = "bench-spawn"
 GOAL = Goal("<=", 1.03)
 #: The upper end of the ratio's 90 % interval must not exceed this either.
 CI_HIGH_MAX = 1.06
-#: Seconds both sides wait between a stop and the next start: past the forced-refresh floor, so QCS starts refresh.
+#: Seconds from a round's stops to its starts: past the forced-refresh floor, so QCS starts refresh.
 GAP = FORCED_REFRESH_MIN_AGE + 1.0
+#: Rounds (one start a side each, at the same moment) in a full run.
+ROUNDS = 60
 _HUB_LOGGED = re.compile(rf"User {USER} took ([0-9.]+) seconds to start")
 _LISTENING = re.compile(
     r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] Jupyter Server \S+ is running at:", re.M
@@ -64,17 +82,29 @@ _LISTENING = re.compile(
 _SPAWNING = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) JupyterHub spawner:\d+\] Spawning ", re.M)
 # The launcher's line: the server process's CPU time when it starts listening.
 _CPU = re.compile(
-    r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] bench: cpu seconds at listening ([0-9.]+)$", re.M
+    r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] bench: cpu seconds at listening ([0-9.]+) full gc (\d+) ([0-9.]+) modules (\d+)$",
+    re.M,
 )
 #: Both sides' servers: jupyterhub-singleuser, logging its CPU time as it starts listening.
 _CPU_PROBE = r"""
-import resource, runpy, sys
+import gc, os, resource, runpy, sys, time
+os.sched_setaffinity(0, {int(open(sys.argv.pop(1)).read())})  # the CPU the bench gave this side for this round
+full_gc = [0, 0.0, 0.0]  # collections of the oldest generation, their seconds, the running one's start
+def _count(phase, info):
+    if info["generation"] == 2:
+        if phase == "start":
+            full_gc[2] = time.perf_counter()
+        else:
+            full_gc[0] += 1
+            full_gc[1] += time.perf_counter() - full_gc[2]
+gc.callbacks.append(_count)
 import jupyter_server.serverapp as serverapp
 _info = serverapp.ServerApp.running_server_info
 def running_server_info(self, kernel_count=True):
     if not kernel_count:  # start_app(): about to log "is running at"
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.log.info("bench: cpu seconds at listening %.4f", usage.ru_utime + usage.ru_stime)
+        self.log.info("bench: cpu seconds at listening %.4f full gc %d %.4f modules %d",
+                      usage.ru_utime + usage.ru_stime, full_gc[0], full_gc[1], len(sys.modules))
     return _info(self, kernel_count)
 serverapp.ServerApp.running_server_info = running_server_info
 sys.argv[0] = "jupyterhub-singleuser"
@@ -174,20 +204,33 @@ def _logged_after(hub: LocalHub, pattern: re.Pattern[str], since: float) -> floa
     return None
 
 
-def _cpu_logged_after(hub: LocalHub, since: float) -> float | None:
-    for stamp, cpu in _CPU.findall(hub.log_text()):
+def _probe_logged_after(hub: LocalHub, since: float) -> dict[str, float] | None:
+    """The launcher's line: CPU seconds, full collections (count, seconds) and modules loaded at listening."""
+    for stamp, cpu, full_gcs, full_gc_s, modules in _CPU.findall(hub.log_text()):
         if datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp() >= since:
-            return float(cpu)
+            return {
+                "cpu": float(cpu),
+                "full_gcs": int(full_gcs),
+                "full_gc_s": float(full_gc_s),
+                "modules": int(modules),
+            }
     return None
 
 
-def _cycle(hub: LocalHub, *, qcs: bool) -> dict[str, float | None]:
-    """Stop, wait ``GAP``, then start. Seconds from the start request until the server logged that it listens
-    (``listening``), until the Hub handed over to the spawner (``spawning``), and until the Hub said ready
-    (``ready``); the server's CPU seconds when it started listening (``cpu``); and (QCS) from listening until the
-    server logged that its first pull wrote the files (``pulled``)."""
-    stop_server(hub, USER)
-    time.sleep(GAP)  # the same on both sides
+def _stop(hubs: dict[str, LocalHub]) -> None:
+    """Stop both Hubs' servers at once (the two stops overlap; neither side's start follows the other's stop)."""
+    for hub in hubs.values():
+        hub.api("DELETE", f"/users/{USER}/server")
+    for hub in hubs.values():
+        wait_until_stopped(hub, USER)
+
+
+def _start(hub: LocalHub, *, qcs: bool) -> dict[str, float | None]:
+    """Start; seconds from the start request until the server logged that it listens (``listening``), until the
+    Hub handed over to the spawner (``spawning``), and until the Hub said ready (``ready``); what the launcher
+    logged as the server started listening (``cpu`` seconds, full collections, modules); and (QCS) from listening
+    until the server logged that its first pull wrote the files (``pulled``). Returns once that pull is done, so
+    nothing of this start runs into the next."""
     since = time.time()
     ready = start_server(hub, USER)
     # Log lines have millisecond resolution; allow for their rounding down.
@@ -205,8 +248,15 @@ def _cycle(hub: LocalHub, *, qcs: bool) -> dict[str, float | None]:
         "spawning": None if spawning is None else spawning - since,
         "ready": ready,
         "pulled": None if pulled is None or listening is None else pulled - listening,
-        "cpu": _cpu_logged_after(hub, since - 0.001),
+        **(_probe_logged_after(hub, since - 0.001) or {"cpu": None}),
     }
+
+
+def _start_together(hubs: dict[str, LocalHub]) -> dict[str, dict[str, float | None]]:
+    """Start every Hub's server at the same moment (a thread each); what ``_start`` says of each."""
+    with ThreadPoolExecutor(len(hubs)) as pool:
+        futures = {label: pool.submit(_start, hub, qcs=label == "qcs") for label, hub in hubs.items()}
+        return {label: future.result() for label, future in futures.items()}
 
 
 def _hub_logged(hub: LocalHub, n: int) -> list[float]:
@@ -215,7 +265,7 @@ def _hub_logged(hub: LocalHub, n: int) -> list[float]:
 
 
 def run(opts: Options) -> Figure:
-    n = 3 if opts.quick else 40
+    n = 3 if opts.quick else ROUNDS
     imports = extension_imports(1 if opts.quick else 3)
     opts.say(
         f"P1 the extension imports before listening {imports['import_self_ms_by_package_before_listening']}, "
@@ -227,18 +277,32 @@ def run(opts: Options) -> Figure:
     hub_part: dict[str, list[float]] = {label: [] for label in labels}
     ready: dict[str, list[float]] = {label: [] for label in labels}
     cpu: dict[str, list[float]] = {label: [] for label in labels}
+    # Per side: full collections (count, seconds) and modules loaded when the server listened.
+    full_gcs: dict[str, list[float]] = {label: [] for label in labels}
+    full_gc_s: dict[str, list[float]] = {label: [] for label in labels}
+    modules: dict[str, list[float]] = {label: [] for label in labels}
     first_pull: list[float] = []
     # Per round, both sides' starts when both were measured: (qcs, generic).
     listen_pairs: list[tuple[float, float]] = []
     cpu_pairs: list[tuple[float, float]] = []
     problems: list[str] = []
+    rounds: list[dict[str, Any]] = []  # every round's order and both starts, for a look at what moves
     with make_idp(opts.workdir / "idp", ports, access_token_ttl=3600) as idp:
         probe = opts.workdir / "start_probe.py"
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.write_text(_CPU_PROBE)
-        launcher = f"c.Spawner.cmd = [{sys.executable!r}, {str(probe)!r}]\n"
-        qcs = LocalHub(opts.workdir / "qcs", idp, port=ports[0], client_id=CLIENT_ID, extra_config=launcher)
-        base = BaselineHub(opts.workdir / "generic", idp, port=ports[1], client_id=CLIENT_ID, extra_config=launcher)
+        cpus = sorted(os.sched_getaffinity(0))[:2]
+        pins = {label: opts.workdir / f"cpu-{label}" for label in labels}
+        for k, label in enumerate(labels):
+            pins[label].write_text(str(cpus[k % len(cpus)]))
+
+        def launcher(label: str) -> str:
+            return f"c.Spawner.cmd = [{sys.executable!r}, {str(probe)!r}, {str(pins[label])!r}]\n"
+
+        qcs = LocalHub(opts.workdir / "qcs", idp, port=ports[0], client_id=CLIENT_ID, extra_config=launcher("qcs"))
+        base = BaselineHub(
+            opts.workdir / "generic", idp, port=ports[1], client_id=CLIENT_ID, extra_config=launcher("generic")
+        )
         with qcs, base:
             hubs = {"qcs": qcs, "generic": base}
             for label, hub in hubs.items():
@@ -246,15 +310,22 @@ def run(opts: Options) -> Figure:
                 opts.say(f"P1 warm-up start on the {label} hub: {start_server(hub, USER):.2f} s")
             idp.reset_stats()
             for i in range(n):
-                this_round: dict[str, dict[str, float | None]] = {}
-                for label in labels if i % 2 == 0 else tuple(reversed(labels)):
-                    start = this_round[label] = _cycle(hubs[label], qcs=label == "qcs")
+                _stop(hubs)
+                for k, label in enumerate(labels):  # the sides swap CPUs every round
+                    pins[label].write_text(str(cpus[(i + k) % len(cpus)]))
+                time.sleep(GAP)
+                this_round = _start_together(hubs)
+                for label in labels:
+                    start = this_round[label]
                     listening, spawning, pulled = start["listening"], start["spawning"], start["pulled"]
                     ready[label].append(start["ready"])
                     if start["cpu"] is None:
                         problems.append(f"{label} start {i + 1}: the launcher logged no CPU time")
                     else:
                         cpu[label].append(start["cpu"])
+                        full_gcs[label].append(start["full_gcs"])
+                        full_gc_s[label].append(start["full_gc_s"])
+                        modules[label].append(start["modules"])
                     if label == "qcs":
                         if pulled is None:
                             problems.append(f"qcs start {i + 1}: the server never logged its first pull")
@@ -265,6 +336,14 @@ def run(opts: Options) -> Figure:
                     else:
                         listen[label].append(listening)
                         hub_part[label].append(spawning)
+                rounds.append(
+                    {
+                        "qcs_cpu": cpus[i % len(cpus)],
+                        **{
+                            f"{label}_{key}": this_round[label][key] for label in labels for key in ("listening", "cpu")
+                        },
+                    }
+                )
                 for pairs, key in ((listen_pairs, "listening"), (cpu_pairs, "cpu")):
                     a, b = this_round["qcs"][key], this_round["generic"][key]
                     if a is not None and b is not None:
@@ -326,17 +405,22 @@ def run(opts: Options) -> Figure:
             "cpu_until_listening_qcs_s": summary(cpu["qcs"], digits=3),
             "cpu_until_listening_generic_s": summary(cpu["generic"], digits=3),
             "cpu_until_listening_ratio": median_of_paired_ratios(cpu_pairs) if cpu_pairs else None,
+            "full_gcs_until_listening": {label: summary(v, digits=1) for label, v in full_gcs.items()},
+            "full_gc_s_until_listening": {label: summary(v, digits=3) for label, v in full_gc_s.items()},
+            "modules_at_listening": {label: summary(v, digits=0) for label, v in modules.items()},
             "idp_refreshes_during_qcs_starts": refreshes,
             "extension_imports": imports,
+            "rounds": rounds,
             "gap_between_stop_and_start_s": GAP,
+            "cpus": cpus,
             "ci90_high_max": CI_HIGH_MAX,
-            "method": f"admin API stop, {GAP:g} s wait on both sides, start; interleaved A,B then B,A; judged on "
-            "the median of each round's QCS ÷ plain time to listening; "
-            "'until_listening' = start request until the server logs 'is running at' (log time, ms resolution), "
-            "split into 'hub_part' (until the Hub logs 'Spawning') and 'server_part' (from there); 'until_ready' = "
-            "until the Hub's API says ready (polled every 50 ms, after the Hub's own randomized readiness backoff); "
-            "'first_pull_after_listening' = from 'is running at' until the extension logs that its first pull "
-            "wrote the files",
+            "method": f"admin API stop of both servers, {GAP:g} s wait, both started at the same moment, each "
+            "pinned to a CPU of its own (swapped every round); judged on the median of each round's QCS ÷ plain time "
+            "to listening; 'until_listening' = start request until the server logs 'is running at' (log time, ms "
+            "resolution), split into 'hub_part' (until the Hub logs 'Spawning') and 'server_part' (from there); "
+            "'until_ready' = until the Hub's API says ready (polled every 50 ms, after the Hub's own randomized "
+            "readiness backoff); 'first_pull_after_listening' = from 'is running at' until the extension logs that "
+            "its first pull wrote the files",
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     )

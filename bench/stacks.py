@@ -131,6 +131,11 @@ def server_token(hub: LocalHub, user: str) -> str:
 
 def stop_server(hub: LocalHub, user: str, timeout: float = 60.0, poll: float = 0.05) -> None:
     hub.api("DELETE", f"/users/{user}/server")
+    wait_until_stopped(hub, user, timeout, poll)
+
+
+def wait_until_stopped(hub: LocalHub, user: str, timeout: float = 60.0, poll: float = 0.05) -> None:
+    """Wait until the Hub has no default server of ``user`` (asked to stop already)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server_model(hub, user):
@@ -152,4 +157,5 @@ __all__ = [
     "server_token",
     "start_server",
     "stop_server",
+    "wait_until_stopped",
 ]
