@@ -338,7 +338,7 @@ def run(opts: Options) -> Figure:
                         hub_part[label].append(spawning)
                 rounds.append(
                     {
-                        "qcs_cpu": cpus[i % len(cpus)],
+                        "qcs_on_cpu": cpus[i % len(cpus)],
                         **{
                             f"{label}_{key}": this_round[label][key] for label in labels for key in ("listening", "cpu")
                         },
