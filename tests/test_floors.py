@@ -24,6 +24,7 @@ FLOORS = {
     "jupyter-server": ("dependencies", "2.14.1", "CVE-2023-39968, CVE-2023-40170, CVE-2023-49080, CVE-2024-35178"),
     "tornado": ("dependencies", "6.5", "CVE-2025-47287; the Hub and the server extension both run on it"),
     "filelock": ("dependencies", "3.20.3", "earlier versions follow a symlinked lock file"),
+    "tomli": ("dependencies", "2.3.1", "compiled wheels (2.2); a bound on key parts against quadratic time (2.3.1)"),
     "jupyterhub": ("hub", "6.1", "Authenticator.reconcile_auth_state_hook (6.1); CVE-2024-41942 (5.1)"),
     "oauthenticator": ("hub", "17.3", "refresh_user_hook (17.3), build_refresh_token_request_params (17.2)"),
     "cryptography": ("hub", "42.0.4", "JupyterHub encrypts auth_state with it; CVE-2023-50782, CVE-2024-26130"),

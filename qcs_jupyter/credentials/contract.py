@@ -255,13 +255,20 @@ class QCSStatus:
         return _plain(self)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     # dataclasses.asdict deep-copies every leaf; the panel polls, so convert directly (the values are immutable).
+    kind = type(value)
+    if kind in _SCALARS:  # most leaves: one set lookup
+        return value
     if isinstance(value, Enum):
         return value.value
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, list):
+    fields = getattr(kind, "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: _plain(getattr(value, name)) for name in fields}
+    if kind is list:
         return [_plain(v) for v in value]
     return value
 

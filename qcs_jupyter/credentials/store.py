@@ -17,11 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+import tomli as tomllib  # the standard library's parser, compiled (see pyproject.toml)
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: The same files and Hub link give the same status for this long: many open tabs poll it at once.
 STATUS_REUSE_SECONDS = 1.0
+#: Files up to this size (both files and our metadata together) are read and parsed on the event loop.
+INLINE_READ_MAX_BYTES = 64 * 1024
 #: "Check with QCS" asks QCS at most once in this many seconds, however many tabs or clicks ask.
 CHECK_MIN_INTERVAL_SECONDS = 5.0
 
@@ -35,7 +37,8 @@ class CheckTooSoon(Exception):
 
 
 class CredentialKeeper(LoggingConfigurable):
-    """Reads the status off the event loop, and owns the client of the Hub (when there is one)."""
+    """Reads the status of ``~/.qcs`` (large files in a worker thread), and owns the client of the Hub (when there
+    is one)."""
 
     hub = Instance(QCSHubClient)
 
@@ -113,9 +116,15 @@ class CredentialKeeper(LoggingConfigurable):
 
     async def _snapshot(self, store: CredentialStore) -> StoreSnapshot:
         """Re-read and re-parse the files only when they changed (the panel polls; parsing TOML is the cost)."""
-        key = (store.explicit_profile, store.paths, store.files_identity())
+        identity = store.files_identity()
+        key = (store.explicit_profile, store.paths, identity)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
-        snap = await asyncio.get_running_loop().run_in_executor(None, store.read)
+        if sum(entry[2] for entry in identity[2:] if entry) <= INLINE_READ_MAX_BYTES:
+            # The usual ~1 KB: handing it to a worker thread costs more CPU than reading and parsing it here
+            # (the stat calls just made block no less than these reads would).
+            snap = store.read()
+        else:
+            snap = await asyncio.get_running_loop().run_in_executor(None, store.read)
         self._cache = (key, snap)
         return snap
