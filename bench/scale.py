@@ -12,8 +12,9 @@ QCSAuthenticator, the other a plain GenericOAuthenticator. The sides run one aft
 interleaved, and each measure is the median over rounds:
 
 - startup: seconds from starting the process until JupyterHub logs that it has initialized every recorded server
-  (it answers ``/hub/health`` earlier, after ``init_spawners_timeout``; that time is reported too) — QCS ÷ plain,
-  goal ≤ 1.05;
+  (it answers ``/hub/health`` earlier, after ``init_spawners_timeout``; that time is reported too) — the median
+  over rounds of the round's QCS ÷ plain startup (the two run a minute apart; one start moves by ±15 % from one
+  minute to the next here, which they share; the ratio of the two sides' medians is reported beside), goal ≤ 1.05;
 - the largest event-loop stall while the QCS Hub rebuilds its gauges from every user's auth_state (a probe in the
   Hub process sleeps 5 ms in a loop and records how late it wakes), between the rebuild's first and last log lines
   (the Hub's own timestamps) — goal ≤ 50 ms. Beside it, the garbage collector's largest pause then (a
@@ -61,7 +62,7 @@ from devstack.process import LoggedProcess
 from .common import Figure, Goal, Options, percentile
 
 GOAL = Goal("==", 0)
-ROUNDS = 3  # the median of three sets one disturbed round aside (of two it is their mean)
+ROUNDS = 5  # the median of five sets two disturbed rounds aside
 PAGE_GOAL_MS, HTML_GOAL_MS, STALL_GOAL_MS = 50.0, 150.0, 50.0
 START_GOAL, MEMORY_GOAL, METRICS_GOAL = 1.05, 1.1, 1.2
 ADMIN_TOKEN = "bench-admin-token-" + "a" * 32
@@ -624,8 +625,13 @@ def run(opts: Options) -> Figure:
             values.append(value)
         return statistics.median(values)
 
+    # Startup is judged per round (the QCS start ÷ the plain start next to it, as P1 does): a 30 s start here moves
+    # by ±15 % from one minute to the next, which the two starts of a round share.
+    paired_startups = [
+        q["startup_s"] / p["startup_s"] for q, p in zip(rounds["qcs"], rounds["plain"], strict=True) if p["startup_s"]
+    ]
     measures = {
-        "startup_ratio": (med("qcs", "startup_s") / med("plain", "startup_s"), "<=", START_GOAL),
+        "startup_ratio": (statistics.median(paired_startups), "<=", START_GOAL),
         "rebuild_max_stall_ms": (med("qcs", "rebuild_max_stall_ms"), "<=", STALL_GOAL_MS),
         "rss_startup_ratio": (med("qcs", "rss_startup_mb") / med("plain", "rss_startup_mb"), "<=", MEMORY_GOAL),
         "rss_after_calls_ratio": (
@@ -663,6 +669,8 @@ def run(opts: Options) -> Figure:
             name: {"value": round(value, 3), "goal": f"{op} {target:g}", "met": name not in missed}
             for name, (value, op, target) in measures.items()
         },
+        "startup_ratios_per_round": [round(r, 3) for r in paired_startups],
+        "startup_ratio_of_medians": round(med("qcs", "startup_s") / med("plain", "startup_s"), 3),
         "rounds": rounds,
         "idp_refreshes": idp.refreshes,
         "loadavg": list(os.getloadavg()),
