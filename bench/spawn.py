@@ -11,7 +11,7 @@ to the next (a bare single-user start here: 1.9–3.1 s of CPU, same work, withi
 taken one after the other (12 s apart, or 3 s apart in alternating order) gave per-round ratios with a spread
 (standard deviation) of 15 % and more, and a second start in a round ran at another speed than the first, so the
 ratio hung on the order. Started together, the two starts share the machine's state of that moment: the spread
-fell to 6 %. The Hubs, the proxy and the IdP are not pinned; what the QCS Hub adds to a start (its refresh at the
+fell to 6–8 %. The Hubs, the proxy and the IdP are not pinned; what the QCS Hub adds to a start (its refresh at the
 IdP, a few ms of CPU) can land on either CPU, so a little of it may slow the plain side too.
 
 Judged on the time from the start request until the server logs "Jupyter Server ... is running at" (its
