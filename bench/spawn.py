@@ -80,12 +80,12 @@ _LISTENING = re.compile(
 )
 # The Hub hands over to the spawner: before it, the Hub's part of a start (auth refresh, pre-spawn hooks).
 _SPAWNING = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) JupyterHub spawner:\d+\] Spawning ", re.M)
-# The launcher's line: the server process's CPU time when it starts listening.
+# The launcher's line as the server starts listening: its CPU time, full collections and modules loaded.
 _CPU = re.compile(
     r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] bench: cpu seconds at listening ([0-9.]+) full gc (\d+) ([0-9.]+) modules (\d+)$",
     re.M,
 )
-#: Both sides' servers: jupyterhub-singleuser, logging its CPU time as it starts listening.
+#: Both sides' servers: pinned to the round's CPU, jupyterhub-singleuser, logging as it starts listening.
 _CPU_PROBE = r"""
 import gc, os, resource, runpy, sys, time
 os.sched_setaffinity(0, {int(open(sys.argv.pop(1)).read())})  # the CPU the bench gave this side for this round
@@ -286,7 +286,7 @@ def run(opts: Options) -> Figure:
     listen_pairs: list[tuple[float, float]] = []
     cpu_pairs: list[tuple[float, float]] = []
     problems: list[str] = []
-    rounds: list[dict[str, Any]] = []  # every round's order and both starts, for a look at what moves
+    rounds: list[dict[str, Any]] = []  # every round's CPUs and both starts, for a look at what moves
     with make_idp(opts.workdir / "idp", ports, access_token_ttl=3600) as idp:
         probe = opts.workdir / "start_probe.py"
         probe.parent.mkdir(parents=True, exist_ok=True)

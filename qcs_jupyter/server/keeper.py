@@ -120,6 +120,7 @@ class CredentialKeeper(LoggingConfigurable):
         key = (store.explicit_profile, store.paths, identity)
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
+        # identity[2:]: (inode, mtime, size, mode) of settings.toml, secrets.toml and our metadata, or None.
         if sum(entry[2] for entry in identity[2:] if entry) <= INLINE_READ_MAX_BYTES:
             # The usual ~1 KB: handing it to a worker thread costs more CPU than reading and parsing it here
             # (the stat calls just made block no less than these reads would).
