@@ -170,8 +170,10 @@ class QCSMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY, namespace: str = METRICS_PREFIX) -> None:
         self._users: dict[str, Health] = {}
         self.rebuilt = False
-        #: While a rebuild runs: the users an event observed since it started (the rebuild leaves them be).
-        self._observed: set[str] | None = None
+        #: Until the rebuild is done: the users an event observed since this Hub started. The rebuild leaves them
+        #: be: what an event saw is never older than the database, and may be newer (a login is observed just
+        #: before its auth_state is saved, so a rebuild reading that row in between would see no tokens).
+        self._observed: set[str] | None = set()
         # Counts per state, valid until a user changes or the clock crosses someone's next threshold: a scrape
         # of an idle Hub does not walk every user.
         self._counts: tuple[dict[str, int], float, float] | None = None  # (counts, computed at, valid until)
@@ -282,6 +284,7 @@ class QCSMetrics:
         """Forget every user (a new Hub in this process, e.g. in tests)."""
         self._users.clear()
         self._counts = None
+        self._observed = set()
         self.rebuilt = False
 
     def know_user(self, username: str) -> None:
@@ -368,9 +371,10 @@ class QCSMetrics:
         """Take every user's health from ``batches`` of (name, health); returns the count.
 
         Yields to the event loop after each batch, so a Hub of many users keeps answering while it rebuilds. A user
-        observed meanwhile by an event (a login, a refresh, a deletion) keeps what that event said.
+        observed by an event (a login, a refresh, a deletion) since the Hub started keeps what that event said.
         """
-        self._observed = set()
+        if self._observed is None:
+            self._observed = set()
         count = 0
         try:
             async for pairs in batches:

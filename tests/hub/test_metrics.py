@@ -221,6 +221,20 @@ def test_rebuild_leaves_alone_what_events_said_while_it_ran(fresh):
     assert m.health_states()["ok"] == 2
 
 
+def test_rebuild_keeps_a_login_observed_before_it_started(fresh):
+    """A login is observed just before its auth_state is saved: a rebuild that starts after the login and reads
+    the user's row before the save (no tokens yet) must not count them as signed out."""
+    _, m = fresh
+    m.observe_auth_state("mia", state(refresh_age_days=0))
+    m.know_user("mia")  # the Hub then creates her row
+
+    async def batches():
+        yield [("mia", classify(None)), ("ray", classify(state(refresh_age_days=1)))]
+
+    assert asyncio.run(m.rebuild(batches())) == 2
+    assert m.health_states() == {"ok": 2, "warning": 0, "relogin": 0, "signed_out": 0}
+
+
 def test_prefix_follows_jupyterhub_metrics_prefix():
     code = (
         "import json; from prometheus_client import REGISTRY, generate_latest\n"
