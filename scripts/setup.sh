@@ -102,7 +102,8 @@ py310_venv() {
   fi
   [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
   # Reinstall only when the dependencies may have changed (the editable install follows the sources).
-  stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  # (The package's version, in its metadata, comes from labextension/package.json.)
+  stamp=$(cat pyproject.toml labextension/package.json | sha256sum | cut -d' ' -f1)
   if [ "$(cat "$venv/.qcs-installed" 2>/dev/null)" != "$stamp" ]; then
     echo "== $venv: qcs-jupyter and its test extras on Python 3.10"
     "$venv/bin/python" -m pip install -q --upgrade pip

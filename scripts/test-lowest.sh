@@ -51,7 +51,8 @@ PY
 if [ ! -x "$VENV/bin/python" ]; then
   "$(find_python)" -m venv "$VENV"
 fi
-stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+# (The package's version, in its metadata, comes from labextension/package.json.)
+stamp=$(cat pyproject.toml labextension/package.json | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$VENV/.qcs-installed" 2>/dev/null)" != "$stamp" ]; then
   reader=python3
   [ -x .venv/bin/python ] && reader=.venv/bin/python # any Python with tomllib (3.11+) will do
