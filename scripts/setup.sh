@@ -133,6 +133,14 @@ finish venv
 if [ ! -d labextension/node_modules ]; then  # usually there: the editable install's build ran jlpm install
   (cd labextension && ../.venv/bin/jlpm install)
 fi
+# In a checkout built before, a source (or the version in package.json) newer than the build is rebuilt: the
+# wheel the tests install must ship what is checked out, not an earlier build the editable install skipped.
+built=qcs_jupyter/labextension/static/style.js
+if [ -f "$built" ] && [ -n "$(find labextension/src labextension/style labextension/schema \
+    labextension/package.json -newer "$built" -print -quit)" ]; then
+  echo "== the labextension's sources changed since its build: building it again"
+  (cd labextension && PATH="$PWD/../.venv/bin:$PATH" jlpm build:prod >/dev/null)
+fi
 # What the tests install, built here once (the wheel, a venv of it with JupyterLab, the single-user venv of real
 # Unix users, the size benchmark's reference wheel): no test or benchmark talks to the package index.
 start artifacts .venv/bin/python -m devstack.artifacts
