@@ -538,6 +538,12 @@ class QCSAuthenticator(GenericOAuthenticator):
         lock (a returned model would be saved by JupyterHub outside it, racing concurrent refreshes). False only
         when the user must log in again: the login is over and the access token has expired.
         """
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            # JupyterHub 6.1's refresh_auth reads this flag when we say "log in again", but sets it only on requests
+            # that came with a token: a browser's request raised AttributeError there (logged as "Failed to get
+            # current user"; a 500 for an admin starting the user's server). False is what it means (JupyterHub's
+            # other reads of it default to False).
+            handler._token_authenticated = False
         if not self.enable_auth_state:
             return True
         if self.refresh_user_hook is not None:

@@ -163,3 +163,25 @@ def test_invalid_grant_while_running_asks_to_log_in_again_once(tmp_path):
             _refresh(hub, session, "cy")
         assert hub.idp.stats()["token_requests"].get("refresh_token") == 1
         assert "refresh_token" not in hub.auth_state("cy")
+
+
+def test_after_a_revoke_the_user_is_sent_to_log_in_and_an_admin_can_still_start_their_server(tmp_path):
+    """Once refresh_user says "log in again" (an admin revoked the session), JupyterHub sends that user's browser to
+    log in, and an admin's browser request acting on them (starting their server) goes ahead, as JupyterHub means
+    them to. Neither fails inside the Hub: JupyterHub 6.1 reads a flag of the request that it sets only when the
+    request came with a token, so a browser's (cookie) request raised there and was logged as a crash."""
+    with stack(tmp_path, rotate=False, ttl=600, extra_config='c.Authenticator.admin_users = {"opal"}\n') as hub:
+        mia = login_with_http(hub, "mia")
+        opal = login_with_http(hub, "opal")
+        hub.api("POST", "/qcs/users/mia/revoke", {"reason": "test"})
+        time.sleep(1.5)  # past auth_refresh_age (1 s): the next request of each asks refresh_user
+        home = mia.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+        assert home.status_code == 302 and "/hub/login" in home.headers["Location"], (home.status_code, home.headers)
+        xsrf = next(c.value for c in opal.cookies if c.name == "_xsrf")
+        started = opal.post(f"{hub.url}/hub/api/users/mia/server", headers={"X-XSRFToken": xsrf}, timeout=90)
+        assert started.status_code in (201, 202), (started.status_code, started.text)
+        hub.wait_for_server("mia")
+        log = hub.log_text()
+        assert "Failed to get current user" not in log
+        assert "User mia has stale auth info. Login is required to refresh." in log
+        assert "Request is made by opal, cannot refresh on cross-user requests." in log
