@@ -12,6 +12,7 @@ Exit status: 0 when every figure run was measured and met its goal, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,11 @@ from typing import Any
 
 from . import handoff, heldclient, idle, install, load, outage, refresh, scale, size, spawn, status
 from .common import REPO, Figure, Options, machine_info
+
+try:  # psutil comes with the Jupyter stack here; without it the check for leftover processes is skipped
+    import psutil
+except ImportError:  # pragma: no cover
+    psutil = None
 
 FIGURES: dict[str, ModuleType] = {
     "P1": spawn,
@@ -87,6 +93,33 @@ def run_one(fid: str, run: Callable[[Options], Figure], opts: Options) -> Figure
     return figure
 
 
+def reap_leftovers(grace: float = 5.0) -> list[str]:
+    """Every process this run started that is still running (a figure must stop what it starts, or it skews the
+    figures after it): their command lines; they are terminated, then killed after ``grace`` seconds."""
+    if psutil is None:
+        return []
+    children = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:  # exited, only not yet waited for
+                children.append(child)
+        except psutil.Error:
+            continue
+    found = []
+    for child in children:
+        try:
+            found.append(f"{child.pid}: {' '.join(child.cmdline())[:200]}")
+            child.terminate()
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    return found
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
@@ -139,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         for fid in ids:
             print(FIGURES[fid].__doc__.strip().splitlines()[0], file=sys.stderr, flush=True)
             opts = Options(quick=args.quick, workdir=scratch / fid, profile=args.profile)
-            figures.append(run_one(fid, FIGURES[fid].run, opts))
+            figure = run_one(fid, FIGURES[fid].run, opts)
+            leftovers = reap_leftovers()
+            if leftovers:
+                figure.problems.append(f"{len(leftovers)} process(es) left running (stopped now): {leftovers}")
+            figures.append(figure)
     finally:
         if args.keep:
             print(f"scratch directory kept: {scratch}", file=sys.stderr)

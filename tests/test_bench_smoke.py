@@ -5,6 +5,8 @@ documented in docs/reference/benchmarks.md)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import types
 
 import pytest
@@ -44,6 +46,23 @@ def test_exit_status_follows_the_figures(tmp_path, monkeypatch, capsys, figures,
     report = json.loads(out.read_text())
     assert report["all_passed"] is (code == 0)
     assert [f["id"] for f in report["figures"]] == list(figures)
+
+
+def test_a_figure_that_leaves_a_process_running_fails_and_the_process_is_stopped(tmp_path, monkeypatch):
+    module = fake_figure("PA", 5.0)
+    started = []
+
+    def run(opts):
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"]))
+        return Figure("PA", "stand-in", 5.0, "ms", module.GOAL)
+
+    module.run = run
+    monkeypatch.setattr(bench_run, "FIGURES", {"PA": module})
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--only", "PA", "--out", str(out)]) == 1
+    (figure,) = json.loads(out.read_text())["figures"]
+    assert figure["problems"] and "1 process(es) left running" in figure["problems"][0]
+    assert started[0].wait(timeout=10) is not None  # stopped by the bench
 
 
 @pytest.mark.e2e  # starts a local IdP, Hub and a user server
