@@ -93,18 +93,27 @@ def run_one(fid: str, run: Callable[[Options], Figure], opts: Options) -> Figure
     return figure
 
 
-def reap_leftovers(grace: float = 5.0) -> list[str]:
-    """Every process this run started that is still running (a figure must stop what it starts, or it skews the
-    figures after it): their command lines; they are terminated, then killed after ``grace`` seconds."""
+def running_children() -> list[Any]:
+    """This process's descendants that are running (not zombies: exited, only not yet waited for)."""
     if psutil is None:
         return []
     children = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE:  # exited, only not yet waited for
+            if child.status() != psutil.STATUS_ZOMBIE:
                 children.append(child)
         except psutil.Error:
             continue
+    return children
+
+
+def reap_leftovers(before: list[Any], grace: float = 5.0) -> list[str]:
+    """The processes started since ``before`` (a list of ``running_children()``) that still run: a figure must stop
+    what it starts, or it skews the figures after it. Their command lines; they are terminated, then killed after
+    ``grace`` seconds. (Processes that were there before, e.g. a host's helpers, are left alone.)"""
+    if psutil is None:
+        return []
+    children = [c for c in running_children() if c not in before]  # psutil compares pid and start time
     found = []
     for child in children:
         try:
@@ -172,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         for fid in ids:
             print(FIGURES[fid].__doc__.strip().splitlines()[0], file=sys.stderr, flush=True)
             opts = Options(quick=args.quick, workdir=scratch / fid, profile=args.profile)
+            before = running_children()
             figure = run_one(fid, FIGURES[fid].run, opts)
-            leftovers = reap_leftovers()
+            leftovers = reap_leftovers(before)
             if leftovers:
                 figure.problems.append(f"{len(leftovers)} process(es) left running (stopped now): {leftovers}")
             figures.append(figure)

@@ -59,10 +59,16 @@ def test_a_figure_that_leaves_a_process_running_fails_and_the_process_is_stopped
     module.run = run
     monkeypatch.setattr(bench_run, "FIGURES", {"PA": module})
     out = tmp_path / "bench.json"
-    assert main(["--quick", "--only", "PA", "--out", str(out)]) == 1
-    (figure,) = json.loads(out.read_text())["figures"]
-    assert figure["problems"] and "1 process(es) left running" in figure["problems"][0]
-    assert started[0].wait(timeout=10) is not None  # stopped by the bench
+    earlier = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # not the figure's
+    try:
+        assert main(["--quick", "--only", "PA", "--out", str(out)]) == 1
+        (figure,) = json.loads(out.read_text())["figures"]
+        assert figure["problems"] and "1 process(es) left running" in figure["problems"][0]
+        assert started[0].wait(timeout=10) is not None  # stopped by the bench
+        assert earlier.poll() is None  # left alone
+    finally:
+        earlier.kill()
+        earlier.wait(timeout=10)
 
 
 @pytest.mark.e2e  # starts a local IdP, Hub and a user server
