@@ -66,9 +66,10 @@ def test_a_figure_that_leaves_a_process_running_fails_and_the_process_is_stopped
         assert figure["problems"] and "1 process(es) left running" in figure["problems"][0]
         assert started[0].wait(timeout=10) is not None  # stopped by the bench
         assert earlier.poll() is None  # left alone
-    finally:
-        earlier.kill()
-        earlier.wait(timeout=10)
+    finally:  # neither outlives the test, whatever failed
+        for process in (earlier, *started):
+            process.kill()
+            process.wait(timeout=10)
 
 
 @pytest.mark.e2e  # starts a local IdP, Hub and a user server
