@@ -12,7 +12,10 @@ bounded pool of threads at the same fixed arrival rate (``RATES``, open loop: bo
 second, whichever is faster). This machine's speed drifts over seconds (a virtual machine beside others: one
 Hub's idle lag, measured in 4-second windows one Hub after the other, was 0.75–2.4 times the other's, both Hubs
 idle); loaded one after the other, the two Hubs met different machines, and P7's ratio followed the ratio of their
-idle lags measured seconds apart (1.13 idle, 1.136 judged). Loaded together, both meet the same drift.
+idle lags measured seconds apart (1.13 idle, 1.136 judged). Loaded together, both meet the same drift. Each side
+(its Hub, the Hub's proxy and its IdP, every thread) runs on a CPU of its own, and the sides swap CPUs every
+round, as P1's servers do: unpinned, the two Hubs shared both CPUs as the scheduler placed them, and one Hub's idle
+lag was 1.11 times the other's for a whole run, both probed at the same ticks.
 
 The lag is the latency of a cheap Hub request, ``GET /hub/api/`` on each Hub's own port (not through the proxy),
 sampled every 25 ms from one separate thread over one keep-alive connection per Hub, both Hubs at each tick (which
@@ -37,8 +40,10 @@ happened (the user's access token in auth_state is the same after the request as
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import http.client
+import os
 import pstats
 import random
 import threading
@@ -48,6 +53,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+try:
+    import psutil
+except ImportError:  # the Hub's proxy then floats; the Hub and the IdP are still pinned
+    psutil = None  # type: ignore[assignment]
 
 from qcs_jupyter.credentials.tokens import jwt_expiry
 
@@ -119,6 +129,32 @@ class Probes:
         order = list(self.probes.values())
         for probe in order if self._ticks % 2 else reversed(order):
             probe.sample(self.phase)
+
+
+def _pin(pid: int, cpu: int) -> None:
+    """Every thread of process ``pid`` and of its descendants onto ``cpu`` (threads started later inherit it)."""
+    pids = [pid]
+    if psutil is not None:
+        with contextlib.suppress(psutil.Error):
+            pids += [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    for process in pids:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task), {cpu})
+
+
+def pin_sides(sides: dict[str, Side], r: int) -> dict[str, int] | None:
+    """Round ``r``'s CPU of each side (its Hub, proxy and IdP), swapped every round; None on a 1-CPU machine."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2 or not Path("/proc/self/task").is_dir():
+        return None
+    placed = {label: cpus[(k + r) % 2] for k, label in enumerate(sides)}
+    for label, side in sides.items():
+        for process in (side.hub.proc, side.hub.idp.proc):
+            if process is not None:
+                _pin(process.pid, placed[label])
+    return placed
 
 
 def _pool_map(fn: Callable[[str], Any], items: list[str], threads: int, rate: float) -> float:
@@ -283,8 +319,10 @@ def run(opts: Options) -> Figure:
             sides = {label: Side(label, hub, users, rounds) for label, hub in (("qcs", qcs), ("generic", base))}
             probes = Probes({label: side.hub for label, side in sides.items()})
             ticker = Ticker(probes.sample, SAMPLE_EVERY_S, max_calls=int(7200 / SAMPLE_EVERY_S))
+            placements: list[dict[str, int] | None] = []
             ticker.start()
             try:
+                pin_sides(sides, 0)
                 time.sleep(idle_s)  # both Hubs idle, sampled alike
 
                 def phase(name: str, r: int, work: Callable[[Side], Callable[[str], None]]) -> None:
@@ -309,6 +347,7 @@ def run(opts: Options) -> Figure:
                         )
 
                 for r in range(rounds):
+                    placements.append(pin_sides(sides, r))
                     phase("logins", r, lambda side: side.login)
                     opts.say(
                         f"P7 round {r + 1}/{rounds}: logins so far "
@@ -364,6 +403,7 @@ def run(opts: Options) -> Figure:
         "threads": threads,
         "rates_per_s_each_hub": RATES,
         "load": "both Hubs at the same moment, each its own users at the same arrival rate",
+        "cpus_by_round": placements,
         "access_token_ttl_s": TTL,
         "judged_lag_ratios": judged,
         "pooled_lag_ratio_spread": spread,

@@ -75,6 +75,16 @@ class Freshness:
     error: str | None = None
 
 
+@dataclass
+class AuthStateRead:
+    """One decrypted read of a user's auth_state, with the encrypted blob it came from (JupyterHub's
+    ``encrypted_auth_state``): while the stored blob is still that one, nothing has saved since (every save encrypts
+    anew), and the read stands. Lives for one refresh, never kept."""
+
+    encrypted: bytes | None
+    state: dict[str, Any] | None
+
+
 class RefreshRejected(Exception):
     """The IdP answered the refresh with ``invalid_grant`` (or another definitive 4xx)."""
 
@@ -495,15 +505,28 @@ class QCSAuthenticator(GenericOAuthenticator):
         return _drop_empty_secret(super().build_refresh_token_request_params(refresh_token))
 
     # --- auth_state updates, one per user at a time ---------------------------------------------------------
+    async def read_auth_state(self, user: Any, earlier: AuthStateRead | None = None) -> AuthStateRead:
+        """The user's auth_state, decrypted; ``earlier`` (a read of this same refresh) is reused, without another
+        decryption, when the stored blob is still the one it came from."""
+        encrypted = getattr(user, "encrypted_auth_state", None)
+        if earlier is not None and isinstance(encrypted, bytes) and encrypted == earlier.encrypted:
+            return earlier
+        return AuthStateRead(encrypted if isinstance(encrypted, bytes) else None, await user.get_auth_state())
+
     async def update_auth_state(
-        self, user: Any, change: Callable[[dict[str, Any]], Awaitable[Any] | Any]
+        self,
+        user: Any,
+        change: Callable[[dict[str, Any]], Awaitable[Any] | Any],
+        *,
+        earlier: AuthStateRead | None = None,
     ) -> dict[str, Any] | None:
         """Read, change and save a user's auth_state under that user's lock (no lost updates between the
         refresher, spawns, stops, pulls and logouts). ``change`` edits the dict in place; when it returns
-        ``UNCHANGED`` it changed nothing, and nothing is encrypted or saved."""
+        ``UNCHANGED`` it changed nothing, and nothing is encrypted or saved. ``earlier``: the caller's read, used
+        (and changed in place) if nothing saved since it."""
         lock = self.state_lock(user.name)
         async with lock:
-            state = await user.get_auth_state()
+            state = (await self.read_auth_state(user, earlier)).state
             if state is None:
                 return None
             state.setdefault("qcs", {})
@@ -565,20 +588,24 @@ class QCSAuthenticator(GenericOAuthenticator):
         """Make the user's access token fresh; concurrent callers share one IdP call and its outcome, failures
         included. Never raises for IdP trouble. ``force`` refreshes even when the token is not yet due (unless it
         is only seconds old)."""
-        state = await user.get_auth_state()
+        read = await self.read_auth_state(user)
+        state = read.state
         if not state or not state.get("access_token"):
             return Freshness(state or None, relogin=True, error=_relogin_reason(state))
         if not self._due(state, force):
             return Freshness(state, relogin=not state.get("refresh_token"), error=_refused_reason(state))
         flight = self._flights.get(user.name)
         if flight is None:
-            flight = asyncio.ensure_future(self._refresh(user, force))
+            flight = asyncio.ensure_future(self._refresh(user, force, read))
             self._flights[user.name] = flight
             flight.add_done_callback(lambda f, name=user.name: self._flights.pop(name, None))
         return await asyncio.shield(flight)
 
-    async def _refresh(self, user: Any, force: bool) -> Freshness:
-        state = await user.get_auth_state()
+    async def _refresh(self, user: Any, force: bool, earlier: AuthStateRead | None = None) -> Freshness:
+        # Each decryption is a hop to JupyterHub's crypto thread: a refresh reads once, unless something saved
+        # meanwhile (then afresh, as a refresh that finished in between must be seen).
+        read = await self.read_auth_state(user, earlier)
+        state = read.state
         if not state or not state.get("access_token"):
             return Freshness(state or None, relogin=True, error=_relogin_reason(state))
         if not self._due(state, force):
@@ -605,7 +632,7 @@ class QCSAuthenticator(GenericOAuthenticator):
                     last_refresh_at=time.time(), last_refresh_outcome=OUTCOME_REJECTED, relogin_reason=reason
                 )
 
-            state = await self.update_auth_state(user, forget) or state
+            state = await self.update_auth_state(user, forget, earlier=read) or state
             self._backoff.pop(user.name, None)
             return Freshness(state, relogin=True, error=reason)
         except Exception as e:
@@ -624,7 +651,7 @@ class QCSAuthenticator(GenericOAuthenticator):
             def note(s: dict[str, Any]) -> None:
                 s["qcs"].update(last_refresh_at=time.time(), last_refresh_outcome=outcome)
 
-            state = await self.update_auth_state(user, note) or state
+            state = await self.update_auth_state(user, note, earlier=read) or state
             return Freshness(state, error=message)
         self._backoff.pop(user.name, None)
         self._note_refresh(OUTCOME_OK, started)
@@ -640,7 +667,7 @@ class QCSAuthenticator(GenericOAuthenticator):
                 return
             await self._apply_refresh(s, token_info, user_info)
 
-        new_state = await self.update_auth_state(user, apply)
+        new_state = await self.update_auth_state(user, apply, earlier=read)
         if ended:
             rotated = token_info.get("refresh_token")
             if isinstance(rotated, str) and rotated and rotated != refresh_token:

@@ -74,22 +74,32 @@ class FakeIdP:
 
 
 class FakeUser:
-    """A JupyterHub user as the authenticator sees it: a name, spawners and encrypted auth_state."""
+    """A JupyterHub user as the authenticator sees it: a name, spawners and encrypted auth_state.
 
-    def __init__(self, name: str = "ada", state: dict | None = None):
+    With ``blobs``, it also has JupyterHub's ``encrypted_auth_state``: a new blob at every save, read (as JupyterHub
+    reads it) before the decryption's hop to another thread."""
+
+    def __init__(self, name: str = "ada", state: dict | None = None, *, blobs: bool = False):
         self.name = name
         self.spawners: dict = {}
         self.state = state
         self.saves = 0
+        self.reads = 0
+        if blobs:
+            self.encrypted_auth_state = json.dumps([0, state]).encode()
 
     async def get_auth_state(self):
+        self.reads += 1
+        snapshot = json.loads(json.dumps(self.state)) if self.state is not None else None
         await asyncio.sleep(0)
-        return json.loads(json.dumps(self.state)) if self.state is not None else None
+        return snapshot
 
     async def save_auth_state(self, state):
         await asyncio.sleep(0)
         self.saves += 1
         self.state = json.loads(json.dumps(state))
+        if hasattr(self, "encrypted_auth_state"):
+            self.encrypted_auth_state = json.dumps([self.saves, state]).encode()
 
 
 def stale_state(refresh_token: str = "refresh-0") -> dict:
@@ -233,11 +243,15 @@ def test_refresh_params_send_a_secret_only_when_there_is_one(secret, sent):
     assert ("client_secret" in params) is sent
 
 
+BLOBS = [pytest.param(False, id="state-only"), pytest.param(True, id="encrypted-blob")]
+
+
+@pytest.mark.parametrize("blobs", BLOBS)
 @pytest.mark.parametrize("rotate", [pytest.param(True, id="rotation"), pytest.param(False, id="no-rotation")])
 @pytest.mark.asyncio
-async def test_concurrent_callers_share_one_refresh(rotate):
+async def test_concurrent_callers_share_one_refresh(rotate, blobs):
     idp = FakeIdP(rotate=rotate, delay=0.05)
-    a, user = authenticator(idp), FakeUser(state=stale_state())
+    a, user = authenticator(idp), FakeUser(state=stale_state(), blobs=blobs)
     results = await asyncio.gather(*(a.ensure_fresh(user) for _ in range(20)))
     assert idp.count("/v1/token") == 1
     assert all(r.refreshed and not r.error for r in results)
@@ -249,13 +263,14 @@ async def test_concurrent_callers_share_one_refresh(rotate):
     assert idp.count("/v1/token") == 1
 
 
+@pytest.mark.parametrize("blobs", BLOBS)
 @pytest.mark.asyncio
-async def test_a_caller_that_read_before_a_rotation_never_sends_the_old_token():
+async def test_a_caller_that_read_before_a_rotation_never_sends_the_old_token(blobs):
     # One request's read of auth_state (decrypted in a thread) can end after another request's refresh rotated
     # the tokens. The flight it then starts reads the state again: the rotated-away token is never sent (an IdP
     # would answer invalid_grant, and might end the whole session as a replayed token).
     idp = FakeIdP(rotate=True, delay=0.02)
-    a, user = authenticator(idp), FakeUser(state=stale_state())
+    a, user = authenticator(idp), FakeUser(state=stale_state(), blobs=blobs)
     read, gate, first_read = user.get_auth_state, asyncio.Event(), [True]
 
     async def slow_first_read():
@@ -274,6 +289,31 @@ async def test_a_caller_that_read_before_a_rotation_never_sends_the_old_token():
     assert [form.get("refresh_token") for url, form in idp.calls if url.endswith("/v1/token")] == ["refresh-0"]
     assert not result.relogin and not result.error
     assert user.state["refresh_token"] == "refresh-1" and user.state["qcs"]["last_refresh_outcome"] == "ok"
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_decrypts_once_unless_something_saved_meanwhile():
+    # Each decryption is a hop to JupyterHub's crypto thread. A refresh's reads (the caller's, the flight's, the one
+    # under the lock before saving) share one decryption while the stored blob is the one it came from.
+    idp = FakeIdP(rotate=True, delay=0.02)
+    a, user = authenticator(idp), FakeUser(state=stale_state(), blobs=True)
+    assert (await a.ensure_fresh(user)).refreshed
+    assert user.reads == 1 and user.saves == 1 and user.state["refresh_token"] == "refresh-1"
+
+    # A save during the IdP call (a server's pull noting its time) makes the refresh read afresh, and keep it.
+    user.state = stale_state("refresh-1")
+    user.encrypted_auth_state = b"reset"
+    user.reads = 0
+    flight = asyncio.ensure_future(a.ensure_fresh(user))
+    for _ in range(1000):  # until the refresh is at the IdP (its answer takes 20 ms)
+        if idp.count("/v1/token") == 2:
+            break
+        await asyncio.sleep(0.001)
+    assert idp.count("/v1/token") == 2
+    await a.update_auth_state(user, lambda s: s["qcs"].update(noted="by a pull"))
+    result = await flight
+    assert result.refreshed and user.reads == 3  # the flight's read, the pull's, and the refresh's afresh
+    assert user.state["qcs"]["noted"] == "by a pull" and user.state["refresh_token"] == "refresh-2"
 
 
 @pytest.mark.asyncio
