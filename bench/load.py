@@ -25,8 +25,8 @@ refreshes cost): for each phase the median and the 95th percentile of the QCS Hu
 with a 90 % bootstrap interval. The figure is the largest of these four ratios; each must be <= the goal.
 
 That it can fail: with 3 ms of blocking work added to each of the QCS Hub's ``refresh_user`` calls (6 % of its
-event loop at 20 refreshes/s; a config hook, for one run), the refresh storm's median ratio was 1.16 (1.11–1.22)
-and its p95 1.50 (1.37–1.69), where the run before it gave 0.99 and 1.00.
+event loop at 20 refreshes/s; a config hook, for one run, before the sides were pinned), the refresh storm's median
+ratio was 1.16 (1.11–1.22) and its p95 1.50 (1.37–1.69), where the run before it gave 0.99 and 1.00.
 
 ``--profile`` runs both Hubs under cProfile (their event-loop thread, from start to exit; the lag figures of such a
 run are inflated alike) and reports each Hub's functions with the most own time, and the QCS Hub's extra: where a
