@@ -30,6 +30,9 @@ That it can fail: with 3 ms of blocking work added to each of the QCS Hub's ``re
 event loop at 20 refreshes/s; a config hook, for one run, before the sides were pinned), the refresh storm's median
 ratio was 1.16 (1.11–1.22) and its p95 1.50 (1.37–1.69), where the run before it gave 0.99 and 1.00.
 
+Beside the figure, not judged: the CPU seconds each side's Hub, proxy and IdP used in each phase, QCS ÷ plain
+(``cpu_ratios``): what the work costs, where the lag says when it runs.
+
 ``--profile`` runs both Hubs under cProfile (their event-loop thread, from start to exit; the lag figures of such a
 run are inflated alike) and reports each Hub's functions with the most own time, and the QCS Hub's extra: where a
 lag ratio over the goal comes from.
@@ -201,6 +204,8 @@ class Side:
         self.errors: list[str] = []
         self.idp: dict[str, int] = {"refresh_calls": 0, "refresh_failed": 0}
         self.seconds: dict[str, float] = {"logins": 0.0, "refreshes": 0.0}
+        #: CPU seconds used during each phase by the Hub, its proxy and its IdP.
+        self.cpu: dict[str, dict[str, float]] = {"logins": {}, "refreshes": {}}
         self._lock = threading.Lock()
 
     def note(self, message: str) -> None:
@@ -225,6 +230,21 @@ class Side:
             return
         if code != 200:
             self.note(f"request {name}: HTTP {code}")
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by the Hub, its proxy (the Hub's child processes) and its IdP; {} without
+        psutil."""
+        if psutil is None or self.hub.proc is None:
+            return {}
+        used: dict[str, float] = {}
+        with contextlib.suppress(psutil.Error):
+            hub = psutil.Process(self.hub.proc.pid)
+            used["hub"] = sum(hub.cpu_times()[:2])
+            used["proxy"] = sum(sum(child.cpu_times()[:2]) for child in hub.children(recursive=True))
+        if self.hub.idp.proc is not None:
+            with contextlib.suppress(psutil.Error):
+                used["idp"] = sum(psutil.Process(self.hub.idp.proc.pid).cpu_times()[:2])
+        return used
 
     def token_ids(self, names: list[str]) -> dict[str, str | None]:
         return {name: _token_id(self.hub.auth_state(name)) for name in names if name in self.sessions}
@@ -333,6 +353,7 @@ def run(opts: Options) -> Figure:
                 def phase(name: str, r: int, work: Callable[[Side], Callable[[str], None]]) -> None:
                     """Both Hubs' users of round ``r`` at once, each Hub on its own pool at ``RATES[name]``."""
                     before = {label: side.hub.idp.stats() for label, side in sides.items()}
+                    cpu_before = {label: side.cpu_seconds() for label, side in sides.items()}
                     probes.phase = f"{name} {r}"  # by round, for the spread of the rounds
                     with concurrent.futures.ThreadPoolExecutor(len(sides)) as both:
                         spent = {
@@ -343,6 +364,10 @@ def run(opts: Options) -> Figure:
                             sides[label].seconds[name] += future.result()
                     probes.phase = "between"
                     for label, side in sides.items():
+                        for part, used in side.cpu_seconds().items():
+                            if part in cpu_before[label]:
+                                spent_cpu = used - cpu_before[label][part]
+                                side.cpu[name][part] = side.cpu[name].get(part, 0.0) + spent_cpu
                         after = side.hub.idp.stats()
                         side.idp["refresh_calls"] += after["token_requests"].get("refresh_token", 0) - before[label][
                             "token_requests"
@@ -425,6 +450,15 @@ def run(opts: Options) -> Figure:
             }
             for key in sorted(set(by_round["qcs"]) - {"idle", "between"})
         },
+        # Not judged: what each phase cost the sides' processes (the lag ratios above are the figure).
+        "cpu_ratios": {
+            phase: {
+                part: round(used / sides["generic"].cpu[phase][part], 3)
+                for part, used in sides["qcs"].cpu[phase].items()
+                if sides["generic"].cpu[phase].get(part)
+            }
+            for phase in ("logins", "refreshes")
+        },
         "pooled_lag_ratio_spread": spread,
         "pooled_p95_lag_ratio": round(summary(loaded["qcs"], 1000)["p95"] / summary(loaded["generic"], 1000)["p95"], 3)
         if spread
@@ -444,6 +478,7 @@ def run(opts: Options) -> Figure:
             "logins_per_s": round(users * rounds / side.seconds["logins"], 2) if side.seconds["logins"] else None,
             "idp_refresh_calls": side.idp["refresh_calls"],
             "idp_refresh_failed": side.idp["refresh_failed"],
+            "cpu_s": {phase: {part: round(v, 2) for part, v in used.items()} for phase, used in side.cpu.items()},
             "hub_lag_ms": {
                 "idle": summary(lag[label].get("idle", []), 1000),
                 "during_logins": summary(lag[label].get("logins", []), 1000),
